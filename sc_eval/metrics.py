@@ -1,0 +1,548 @@
+"""Metric registry built on the one tie-aware curve (:mod:`sc_eval.curves`).
+
+Two kinds of metrics:
+
+* **selective metrics** depend on a confidence score: they are computed from
+  the :class:`Curves` of one score (``aurc``, ``e-aurc``, ``naurc``, ``augrc``,
+  ``auroc``, ``fpr@95tpr`` and the families ``risk@cov=c`` and ``cov@risk=r``);
+* **model metrics** depend only on the predicted probabilities: ``acc``,
+  ``ece``, ``nll``, ``brier``.
+
+Every metric declares ``higher_is_better`` as data. Area metrics follow one of
+the named *conventions* (``mean``, ``trapezoid``, ``torch-uncertainty``); see
+``docs/metrics.md`` for the exact formulas.
+
+References
+----------
+Geifman, Uziel & El-Yaniv (2019), *Bias-reduced uncertainty estimation for deep
+neural classifiers*, ICLR — AURC, E-AURC.
+Cattelan & Silva (2024), *How to fix a broken confidence estimator*, WACV — NAURC.
+Traub et al. (2024), *Overcoming common flaws in the evaluation of selective
+classification systems*, NeurIPS — AUGRC.
+Guo et al. (2017), *On calibration of modern neural networks*, ICML — ECE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from sc_eval.curves import RiskCoverage, SortedScores, TieBlocks
+from sc_eval.errors import UsageError, unknown_name
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_SELECTIVE",
+    "MODEL_METRICS",
+    "SELECTIVE_METRICS",
+    "Convention",
+    "Curves",
+    "Metric",
+    "ModelMetric",
+    "OracleCurves",
+    "SampleStats",
+    "aurc_star",
+    "get_metric",
+    "selective_metrics",
+]
+
+
+# --------------------------------------------------------------------------- curves
+class Curves:
+    """The curves of one score, optionally re-weighted by bootstrap counts.
+
+    ``tied`` is the tie-aware curve; ``sequential`` breaks ties by input order
+    (only the ``torch-uncertainty`` convention uses it).
+    """
+
+    def __init__(self, scores: SortedScores, weights: np.ndarray | None = None):
+        self._scores = scores
+        self._weights = weights
+
+    @cached_property
+    def blocks(self) -> TieBlocks:
+        return self._scores.blocks(self._weights)
+
+    @cached_property
+    def tied(self) -> RiskCoverage:
+        return RiskCoverage(self.blocks)
+
+    @cached_property
+    def sequential(self) -> RiskCoverage:
+        return self._scores.curve(self._weights, tie_aware=False)
+
+    @property
+    def n(self) -> int:
+        return self.tied.n
+
+    @property
+    def n_errors(self) -> float:
+        return self.tied.n_errors
+
+    @property
+    def error_rate(self) -> float:
+        return self.tied.error_rate
+
+    def oracle(self) -> Curves:
+        """Curves of the oracle ranking (all errors last) on the same samples."""
+        return OracleCurves(self.n, self.n_errors)
+
+
+class OracleCurves(Curves):
+    """Curves of the ranking that accepts every correct sample before any error."""
+
+    def __init__(self, n: int, n_errors: float):
+        n_err = int(round(n_errors))
+        self._oracle = RiskCoverage(
+            TieBlocks(
+                np.array([n - n_err, n_err], dtype=np.int64),
+                np.array([0.0, float(n_err)]),
+            )
+        )
+
+    @cached_property
+    def blocks(self) -> TieBlocks:
+        return self._oracle.blocks
+
+    @cached_property
+    def tied(self) -> RiskCoverage:
+        return self._oracle
+
+    @cached_property
+    def sequential(self) -> RiskCoverage:
+        return self._oracle
+
+
+# --------------------------------------------------------------------------- conventions
+def _aurc_mean(c: Curves) -> float:
+    return float(np.mean(c.tied.risk))
+
+
+def _aurc_trapezoid(c: Curves) -> float:
+    r = c.tied.risk
+    return float(np.mean(r) - r[-1] / (2 * r.shape[0]))
+
+
+def _aurc_torch_uncertainty(c: Curves) -> float:
+    r = c.sequential.risk
+    n = r.shape[0]
+    if n < 2:
+        return math.nan
+    return float((np.sum(r) - (r[0] + r[-1]) / 2) / n / (1 - 1 / n))
+
+
+def _augrc_mean(c: Curves) -> float:
+    return float(np.mean(c.tied.cum_errors) / c.n)
+
+
+def _augrc_trapezoid(c: Curves) -> float:
+    return _augrc_mean(c) - c.error_rate / (2 * c.n)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How an area under a curve is discretised.
+
+    Attributes
+    ----------
+    name : str
+    aurc, augrc : callable
+        Area of the selective-risk and generalised-risk curves.
+    formula : str
+        One line for the docs and ``--help``.
+    """
+
+    name: str
+    aurc: Callable[[Curves], float]
+    augrc: Callable[[Curves], float]
+    formula: str
+
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention(
+            "mean",
+            _aurc_mean,
+            _augrc_mean,
+            "mean over k=1..n of the tie-aware selective risk E[E_k]/k",
+        ),
+        Convention(
+            "trapezoid",
+            _aurc_trapezoid,
+            _augrc_trapezoid,
+            "trapezoid rule over (0,0),(1/n,r_1),...,(1,r_n) = mean - err/(2n)",
+        ),
+        Convention(
+            "torch-uncertainty",
+            _aurc_torch_uncertainty,
+            _augrc_trapezoid,
+            "trapezoid over (k/n, r_k), k=1..n, divided by 1-1/n, ties not averaged "
+            "(AUGRC keeps trapezoid)",
+        ),
+    )
+}
+
+
+def get_convention(name: str) -> Convention:
+    """Look up a convention by name (``UsageError`` naming the choices otherwise)."""
+    try:
+        return CONVENTIONS[name]
+    except KeyError:
+        raise unknown_name("AURC convention", name, CONVENTIONS) from None
+
+
+def aurc_star(error_rate: float) -> float:
+    """Analytic optimal AURC ``err + (1 - err) ln(1 - err)`` (Geifman et al. 2019)."""
+    if error_rate >= 1.0:
+        return 1.0
+    return error_rate + (1 - error_rate) * math.log1p(-error_rate)
+
+
+# --------------------------------------------------------------------------- selective metrics
+def _naurc(c: Curves, conv: Convention) -> float:
+    err = c.error_rate
+    if err <= 0.0 or err >= 1.0:
+        return math.nan
+    opt = conv.aurc(c.oracle())
+    return (conv.aurc(c) - opt) / (err - opt)
+
+
+def _auroc(c: Curves, conv: Convention) -> float:
+    b = c.blocks
+    neg = b.errors
+    pos = b.sizes - neg
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos <= 0 or n_neg <= 0:
+        return math.nan
+    below = n_neg - np.cumsum(neg)  # errors ranked strictly lower than each block
+    return float(np.sum(pos * (below + neg / 2)) / (n_pos * n_neg))
+
+
+def _fpr_at_95_tpr(c: Curves, conv: Convention) -> float:
+    b = c.blocks
+    neg = b.errors
+    pos = b.sizes - neg
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos <= 0 or n_neg <= 0:
+        return math.nan
+    tpr = np.cumsum(pos) / n_pos
+    fpr = np.cumsum(neg) / n_neg
+    return float(np.min(fpr[tpr >= 0.95]))
+
+
+def _needs_both_classes(c: Curves) -> str | None:
+    if c.n_errors <= 0:
+        return "no misclassified samples: correct-vs-wrong separation is undefined"
+    if c.n_errors >= c.n:
+        return "no correctly classified samples: correct-vs-wrong separation is undefined"
+    return None
+
+
+def _naurc_reason(c: Curves) -> str | None:
+    if c.n_errors <= 0:
+        return "error rate is 0: NAURC divides by err - AURC_opt = 0"
+    if c.n_errors >= c.n:
+        return "error rate is 1: every ranking is optimal"
+    return None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric of one confidence score.
+
+    Attributes
+    ----------
+    name : str
+    higher_is_better : bool
+    percent : bool
+        Shown in percent in human-readable tables (JSON/CSV keep fractions).
+    unit : str
+        ``fraction`` or ``ratio``.
+    description : str
+    fn : callable
+        ``fn(curves, convention) -> float``.
+    why_undefined : callable, optional
+        Reason the value is NaN for these curves, or None when it is defined.
+    """
+
+    name: str
+    higher_is_better: bool
+    percent: bool
+    unit: str
+    description: str
+    fn: Callable[[Curves, Convention], float]
+    why_undefined: Callable[[Curves], str | None] | None = None
+
+    def __call__(self, curves: Curves, convention: Convention) -> float:
+        return self.fn(curves, convention)
+
+
+SELECTIVE_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "aurc",
+            False,
+            True,
+            "fraction",
+            "area under the risk-coverage curve",
+            lambda c, conv: conv.aurc(c),
+        ),
+        Metric(
+            "e-aurc",
+            False,
+            True,
+            "fraction",
+            "AURC minus the analytic optimum err + (1-err) ln(1-err)",
+            lambda c, conv: conv.aurc(c) - aurc_star(c.error_rate),
+        ),
+        Metric(
+            "naurc",
+            False,
+            False,
+            "ratio",
+            "(AURC - AURC_opt) / (err - AURC_opt): 0 oracle, 1 random",
+            _naurc,
+            _naurc_reason,
+        ),
+        Metric(
+            "augrc",
+            False,
+            True,
+            "fraction",
+            "area under the generalised-risk (accept and wrong) curve",
+            lambda c, conv: conv.augrc(c),
+        ),
+        Metric(
+            "auroc",
+            True,
+            True,
+            "fraction",
+            "AUROC of the score separating correct from wrong (ties count 1/2)",
+            _auroc,
+            _needs_both_classes,
+        ),
+        Metric(
+            "fpr@95tpr",
+            False,
+            True,
+            "fraction",
+            "smallest FPR with TPR >= 0.95, correct = positive",
+            _fpr_at_95_tpr,
+            _needs_both_classes,
+        ),
+    )
+}
+
+DEFAULT_SELECTIVE: tuple[str, ...] = ("aurc", "e-aurc", "naurc", "augrc", "auroc", "fpr@95tpr")
+
+
+def _parse_fraction(text: str, what: str, *, allow_zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{what} '{text}' is not a number") from None
+    lo_ok = value >= 0 if allow_zero else value > 0
+    if not (lo_ok and value <= 1) or math.isnan(value):
+        interval = "[0, 1]" if allow_zero else "(0, 1]"
+        raise UsageError(f"{what} {text} is outside {interval}")
+    return value
+
+
+def risk_at_coverage(coverage: float) -> Metric:
+    """The metric ``risk@cov=c``: tie-aware selective risk at coverage ``c``."""
+    return Metric(
+        f"risk@cov={coverage:g}",
+        False,
+        True,
+        "fraction",
+        f"selective risk at {coverage:.0%} coverage",
+        lambda c, conv: c.tied.risk_at_coverage(coverage),
+    )
+
+
+def coverage_at_risk(risk: float) -> Metric:
+    """The metric ``cov@risk=r``: largest coverage with selective risk at most ``r``."""
+    return Metric(
+        f"cov@risk={risk:g}",
+        True,
+        True,
+        "fraction",
+        f"largest coverage whose selective risk is at most {risk:.2%}",
+        lambda c, conv: c.tied.coverage_at_risk(risk),
+    )
+
+
+def parse_coverage(text: str) -> float:
+    """Parse a coverage in (0, 1] (``UsageError`` otherwise)."""
+    return _parse_fraction(text, "coverage", allow_zero=False)
+
+
+def parse_risk(text: str) -> float:
+    """Parse a target risk in [0, 1] (``UsageError`` otherwise)."""
+    return _parse_fraction(text, "risk", allow_zero=True)
+
+
+def get_metric(name: str) -> Metric:
+    """Look up a selective metric; ``risk@cov=c`` and ``cov@risk=r`` are parsed."""
+    if name in SELECTIVE_METRICS:
+        return SELECTIVE_METRICS[name]
+    family, _, value = name.partition("=")
+    if family == "risk@cov" and value:
+        return risk_at_coverage(parse_coverage(value))
+    if family == "cov@risk" and value:
+        return coverage_at_risk(parse_risk(value))
+    raise unknown_name(
+        "metric", name, [*SELECTIVE_METRICS, *MODEL_METRICS, "risk@cov=C", "cov@risk=R"]
+    )
+
+
+def selective_metrics(
+    confidence: np.ndarray,
+    errors: np.ndarray,
+    *,
+    metrics: tuple[str, ...] | list[str] = DEFAULT_SELECTIVE,
+    convention: str = "mean",
+) -> dict[str, float]:
+    """Selective-classification metrics of one confidence vector.
+
+    Parameters
+    ----------
+    confidence : ndarray, shape (n,)
+        Higher means accepted first. Ties are averaged over (see module docs).
+    errors : ndarray of bool, shape (n,)
+        True where the prediction is wrong.
+    metrics : sequence of str
+        Names from :data:`SELECTIVE_METRICS` or ``risk@cov=c`` / ``cov@risk=r``.
+    convention : str
+        ``mean`` (default), ``trapezoid`` or ``torch-uncertainty``.
+
+    Returns
+    -------
+    dict
+        Metric name to value (fractions; NaN where undefined).
+
+    Examples
+    --------
+    >>> m = selective_metrics(np.array([3.0, 2.0, 1.0]), np.array([False, False, True]))
+    >>> round(m["aurc"], 6), m["auroc"]
+    (0.111111, 1.0)
+    """
+    conv = get_convention(convention)
+    curves = Curves(sort_scores_checked(confidence, errors))
+    return {name: get_metric(name)(curves, conv) for name in metrics}
+
+
+def sort_scores_checked(confidence: np.ndarray, errors: np.ndarray) -> SortedScores:
+    """:func:`sc_eval.curves.sort_scores` after checking shapes and NaN."""
+    from sc_eval.curves import sort_scores
+
+    confidence = np.asarray(confidence)
+    errors = np.asarray(errors)
+    if confidence.ndim != 1 or errors.shape != confidence.shape or confidence.size == 0:
+        raise UsageError(
+            f"confidence and errors must be non-empty 1-D arrays of one length, "
+            f"got shapes {confidence.shape} and {errors.shape}"
+        )
+    if np.isnan(confidence).any():
+        raise UsageError("confidence contains NaN")
+    return sort_scores(confidence, errors.astype(bool))
+
+
+# --------------------------------------------------------------------------- model metrics
+@dataclass(frozen=True)
+class SampleStats:
+    """Per-sample quantities that model metrics need (all float64, shape (n,)).
+
+    Attributes
+    ----------
+    correct : ndarray of bool
+    confidence : ndarray
+        Top-label softmax probability.
+    log_p_true : ndarray
+        Log-probability of the true label.
+    brier : ndarray
+        ``sum_j (p_j - 1[j=y])^2``.
+    """
+
+    correct: np.ndarray
+    confidence: np.ndarray
+    log_p_true: np.ndarray
+    brier: np.ndarray
+
+    def take(self, index: np.ndarray) -> SampleStats:
+        return SampleStats(
+            self.correct[index], self.confidence[index], self.log_p_true[index], self.brier[index]
+        )
+
+
+def _wmean(x: np.ndarray, w: np.ndarray | None) -> float:
+    if w is None:
+        return float(np.mean(x))
+    return float(np.dot(x, w) / w.sum())
+
+
+ECE_BINS = 15
+
+
+def _ece(s: SampleStats, w: np.ndarray | None) -> float:
+    bins = np.clip(np.ceil(s.confidence * ECE_BINS).astype(np.int64) - 1, 0, ECE_BINS - 1)
+    gap = s.correct.astype(np.float64) - s.confidence
+    if w is not None:
+        gap = gap * w
+    total = float(w.sum()) if w is not None else float(s.correct.shape[0])
+    return float(np.abs(np.bincount(bins, weights=gap, minlength=ECE_BINS)).sum() / total)
+
+
+@dataclass(frozen=True)
+class ModelMetric:
+    """A metric of the model's predicted probabilities (no confidence score involved)."""
+
+    name: str
+    higher_is_better: bool
+    percent: bool
+    unit: str
+    description: str
+    fn: Callable[[SampleStats, np.ndarray | None], float]
+
+    def __call__(self, stats: SampleStats, weights: np.ndarray | None = None) -> float:
+        return self.fn(stats, weights)
+
+
+MODEL_METRICS: dict[str, ModelMetric] = {
+    m.name: m
+    for m in (
+        ModelMetric(
+            "acc", True, True, "fraction", "top-1 accuracy", lambda s, w: _wmean(s.correct, w)
+        ),
+        ModelMetric(
+            "ece",
+            False,
+            True,
+            "fraction",
+            f"top-label expected calibration error, {ECE_BINS} equal-width bins",
+            _ece,
+        ),
+        ModelMetric(
+            "nll",
+            False,
+            False,
+            "nats",
+            "mean negative log-likelihood of the true label",
+            lambda s, w: -_wmean(s.log_p_true, w),
+        ),
+        ModelMetric(
+            "brier",
+            False,
+            False,
+            "sum of squares",
+            "mean multi-class Brier score",
+            lambda s, w: _wmean(s.brier, w),
+        ),
+    )
+}

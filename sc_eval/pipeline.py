@@ -1,0 +1,490 @@
+"""The evaluation pipeline: predictions → scores → curves → metrics → result objects.
+
+:func:`score_samples` makes one chunked pass over the predictions and keeps
+only O(N) vectors (rank keys, correctness, calibration terms);
+:func:`evaluate_scored` turns them into frozen :class:`Evaluation` results.
+:func:`evaluate` is the one-call Python API mirroring ``sc-eval score``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sc_eval.curves import sort_scores
+from sc_eval.errors import InputError, UsageError
+from sc_eval.io import Predictions, labels_sha256, predictions_from_arrays
+from sc_eval.metrics import (
+    DEFAULT_SELECTIVE,
+    MODEL_METRICS,
+    Curves,
+    SampleStats,
+    coverage_at_risk,
+    get_convention,
+    get_metric,
+    risk_at_coverage,
+)
+from sc_eval.scores import DEFAULT_SCORES, RowStats, check_scores_for_input, get_score
+
+__all__ = [
+    "DEFAULT_COVERAGES",
+    "DEFAULT_RISKS",
+    "EvalOptions",
+    "Evaluation",
+    "ScoreResult",
+    "ScoredSamples",
+    "ScEvalWarning",
+    "evaluate",
+    "evaluate_predictions",
+    "evaluate_scored",
+    "evaluate_source",
+    "score_samples",
+]
+
+DEFAULT_COVERAGES: tuple[float, ...] = (1.0, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5)
+DEFAULT_RISKS: tuple[float, ...] = (0.01, 0.05)
+RESULT_SCHEMA = "sc-eval/result"
+RESULT_VERSION = 1
+CHUNK_BYTES = 32 * 1024 * 1024
+
+
+class ScEvalWarning(UserWarning):
+    """A problem worth telling the user about that does not stop the run."""
+
+
+# --------------------------------------------------------------------------- per-sample pass
+@dataclass(frozen=True)
+class ScoredSamples:
+    """O(N) per-sample vectors of one predictions source.
+
+    Attributes
+    ----------
+    errors : ndarray of bool
+        True where ``argmax != label``.
+    keys, values : dict of str to ndarray
+        Rank key and human-readable value of each score.
+    stats : SampleStats
+        Calibration terms of the (untransformed) softmax.
+    params : dict
+        The parameters each score was computed with.
+    index : ndarray of int64
+        Positions of these samples in the source (after any tuning split).
+    """
+
+    errors: np.ndarray
+    keys: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    stats: SampleStats
+    params: dict[str, dict[str, float]]
+    index: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.errors.shape[0])
+
+    def take(self, idx: np.ndarray) -> ScoredSamples:
+        """The subset of samples at positions ``idx``."""
+        return ScoredSamples(
+            self.errors[idx],
+            {k: v[idx] for k, v in self.keys.items()},
+            {k: v[idx] for k, v in self.values.items()},
+            self.stats.take(idx),
+            self.params,
+            self.index[idx],
+        )
+
+
+def default_chunk_size(num_classes: int) -> int:
+    """Rows per chunk so that one float64 working copy is about 32 MiB."""
+    return max(64, CHUNK_BYTES // (8 * max(num_classes, 1)))
+
+
+def _check_chunk(rows: np.ndarray, kind: str, start: int) -> tuple[int, int]:
+    """Count non-finite rows (and the first one) in a chunk."""
+    bad = ~np.isfinite(rows).all(axis=1)
+    count = int(bad.sum())
+    first = start + int(np.argmax(bad)) if count else -1
+    return count, first
+
+
+def _score_chunk(
+    preds: Predictions,
+    start: int,
+    stop: int,
+    names: Sequence[str],
+    params: Mapping[str, Mapping[str, float]],
+) -> dict[str, Any]:
+    rows = preds.values.rows(start, stop)
+    labels = preds.labels[start:stop]
+    bad, first = _check_chunk(rows, preds.kind, start)
+    out: dict[str, Any] = {"bad": bad, "first_bad": first}
+    if bad:
+        return out
+    rs = RowStats(logits=rows) if preds.has_logits else RowStats(probs=rows)
+    if not preds.has_logits:
+        sums = np.asarray(rows, dtype=np.float64).sum(axis=1)
+        tol = 1e-3 + rows.shape[1] * float(np.finfo(rows.dtype).eps)
+        off = (np.abs(sums - 1) > tol) | (np.asarray(rows) < 0).any(axis=1)
+        if off.any():
+            i = int(np.argmax(off))
+            out["probs_bad"] = (int(off.sum()), start + i, float(sums[i]))
+            return out
+    lp = rs.log_probs
+    r = np.arange(stop - start)
+    p = rs.probs
+    p_true = p[r, labels]
+    out["correct"] = rs.top == labels
+    out["confidence"] = rs.p_top
+    out["log_p_true"] = lp[r, labels]
+    out["brier"] = np.einsum("ij,ij->i", p, p) - 2 * p_true + 1
+    for name in names:
+        out["key:" + name], out["value:" + name] = get_score(name)(rs, params.get(name))
+    return out
+
+
+def score_samples(
+    preds: Predictions,
+    *,
+    scores: Sequence[str] = DEFAULT_SCORES,
+    params: Mapping[str, Mapping[str, float]] | None = None,
+    chunk_size: int | None = None,
+    workers: int | None = None,
+) -> ScoredSamples:
+    """Compute every score's rank key and the calibration terms in one chunked pass.
+
+    Only O(N) vectors are kept, so memory does not grow with ``N × C``.
+
+    Raises
+    ------
+    InputError
+        Non-finite values in the predictions, or probability rows that do not
+        sum to 1.
+    UsageError
+        Unknown score name, or a logit-only score on probabilities.
+    """
+    names = list(dict.fromkeys(scores))
+    for name in names:
+        get_score(name)
+    check_scores_for_input(names, has_logits=preds.has_logits)
+    resolved = {n: get_score(n).resolve((params or {}).get(n)) for n in names}
+    size = chunk_size or default_chunk_size(preds.num_classes)
+    bounds = [(s, min(s + size, preds.n)) for s in range(0, preds.n, size)]
+    workers = workers or min(len(bounds), os.cpu_count() or 1, 8)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(lambda b: _score_chunk(preds, *b, names, resolved), bounds))
+    else:
+        parts = [_score_chunk(preds, *b, names, resolved) for b in bounds]
+    n_bad = sum(p["bad"] for p in parts)
+    if n_bad:
+        first = min(p["first_bad"] for p in parts if p["bad"])
+        raise InputError(
+            f"expected finite values, found NaN or Inf in {n_bad} of {preds.n} rows "
+            f"(first at row {first})",
+            path=preds.path,
+            field=preds.kind,
+        )
+    bad_probs = [p["probs_bad"] for p in parts if "probs_bad" in p]
+    if bad_probs:
+        count = sum(b[0] for b in bad_probs)
+        _, row, total = bad_probs[0]
+        raise InputError(
+            f"expected probability rows in [0, 1] summing to 1, {count} rows do not "
+            f"(first at row {row}, sum {total:.6g})",
+            path=preds.path,
+            field="probs",
+        )
+
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in parts])
+
+    correct = cat("correct")
+    if preds.has_logits and preds.n >= 16:
+        _warn_if_probabilities(preds, parts)
+    return ScoredSamples(
+        errors=~correct,
+        keys={n: cat("key:" + n) for n in names},
+        values={n: cat("value:" + n) for n in names},
+        stats=SampleStats(correct, cat("confidence"), cat("log_p_true"), cat("brier")),
+        params=resolved,
+        index=np.arange(preds.n),
+    )
+
+
+def _warn_if_probabilities(preds: Predictions, parts: list[dict[str, Any]]) -> None:
+    head = np.asarray(preds.values.rows(0, min(preds.n, 1024)), dtype=np.float64)
+    if head.min() >= 0 and head.max() <= 1 and np.allclose(head.sum(axis=1), 1, atol=1e-3):
+        warnings.warn(
+            f"{preds.name}: the 'logits' rows look like probabilities (in [0, 1], summing "
+            "to 1); if they are, store them under 'probs' (or pass --probs-key)",
+            ScEvalWarning,
+            stacklevel=3,
+        )
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class ScoreResult:
+    """Metrics of one confidence score on one source.
+
+    Attributes
+    ----------
+    name : str
+    params : dict
+        Parameters the score was computed with (tuned or fixed).
+    tuned : bool
+        True when ``params`` were chosen on a tuning split.
+    metrics : dict
+        Metric name → value (fractions; NaN where undefined).
+    notes : dict
+        Metric name → why it is undefined.
+    """
+
+    name: str
+    params: dict[str, float]
+    tuned: bool
+    metrics: dict[str, float]
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of evaluating one predictions source (``sc-eval score``)."""
+
+    source: str
+    n: int
+    num_classes: int
+    input_kind: str
+    labels_sha256: str
+    convention: str
+    model_metrics: dict[str, float]
+    scores: dict[str, ScoreResult]
+    coverages: tuple[float, ...]
+    risks: tuple[float, ...]
+    metric_names: tuple[str, ...]
+    tuning: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+    def metric(self, score: str, metric: str) -> float:
+        """One value: a selective metric of ``score`` or a model metric (``acc`` …)."""
+        if metric in self.model_metrics:
+            return self.model_metrics[metric]
+        return self.scores[score].metrics[metric]
+
+
+def selective_metric_names(
+    metrics: Sequence[str], coverages: Sequence[float], risks: Sequence[float]
+) -> tuple[str, ...]:
+    """Full list of selective metric names including the coverage/risk families."""
+    names = [m for m in metrics if m not in MODEL_METRICS]
+    names += [risk_at_coverage(c).name for c in coverages]
+    names += [coverage_at_risk(r).name for r in risks]
+    for n in names:
+        get_metric(n)
+    return tuple(dict.fromkeys(names))
+
+
+def evaluate_scored(
+    scored: ScoredSamples,
+    *,
+    source: str = "<arrays>",
+    num_classes: int,
+    input_kind: str,
+    labels_sha256: str,
+    metrics: Sequence[str] = DEFAULT_SELECTIVE,
+    coverages: Sequence[float] = DEFAULT_COVERAGES,
+    risks: Sequence[float] = DEFAULT_RISKS,
+    convention: str = "mean",
+    tuned: Sequence[str] = (),
+    tuning: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Turn per-sample vectors into metric values (one sort per score)."""
+    conv = get_convention(convention)
+    names = selective_metric_names(metrics, coverages, risks)
+    specs = [get_metric(n) for n in names]
+    results: dict[str, ScoreResult] = {}
+    for score, key in scored.keys.items():
+        curves = Curves(sort_scores(key, scored.errors))
+        values = {m.name: m(curves, conv) for m in specs}
+        notes = {}
+        for m in specs:
+            if math.isnan(values[m.name]) and m.why_undefined is not None:
+                reason = m.why_undefined(curves)
+                if reason:
+                    notes[m.name] = reason
+        results[score] = ScoreResult(score, scored.params[score], score in tuned, values, notes)
+    model = {name: m(scored.stats) for name, m in MODEL_METRICS.items()}
+    return Evaluation(
+        source=source,
+        n=scored.n,
+        num_classes=num_classes,
+        input_kind=input_kind,
+        labels_sha256=labels_sha256,
+        convention=convention,
+        model_metrics=model,
+        scores=results,
+        coverages=tuple(coverages),
+        risks=tuple(risks),
+        metric_names=names,
+        tuning=tuning,
+    )
+
+
+def evaluate_predictions(
+    preds: Predictions,
+    *,
+    scores: Sequence[str] = DEFAULT_SCORES,
+    params: Mapping[str, Mapping[str, float]] | None = None,
+    metrics: Sequence[str] = DEFAULT_SELECTIVE,
+    coverages: Sequence[float] = DEFAULT_COVERAGES,
+    risks: Sequence[float] = DEFAULT_RISKS,
+    convention: str = "mean",
+    chunk_size: int | None = None,
+) -> Evaluation:
+    """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
+    opts = EvalOptions(
+        scores=tuple(scores),
+        params=params or {},
+        metrics=tuple(metrics),
+        coverages=tuple(coverages),
+        risks=tuple(risks),
+        convention=convention,
+        chunk_size=chunk_size,
+    )
+    return evaluate_source(preds, opts)[0]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """Everything that decides how sources are evaluated (shared by score/compare/gate).
+
+    Attributes
+    ----------
+    scores, params, metrics, coverages, risks, convention, chunk_size
+        As in :func:`evaluate`.
+    tune_split : float or None
+        Fraction of each source held out (seeded) to tune the tunable scores;
+        every score is then reported on the remaining samples only.
+    val : Predictions or None
+        A separate tuning file (instead of ``tune_split``).
+    seed : int
+        Seed of the tuning split (and of the bootstrap).
+    """
+
+    scores: tuple[str, ...] = DEFAULT_SCORES
+    params: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    metrics: tuple[str, ...] = DEFAULT_SELECTIVE
+    coverages: tuple[float, ...] = DEFAULT_COVERAGES
+    risks: tuple[float, ...] = DEFAULT_RISKS
+    convention: str = "mean"
+    chunk_size: int | None = None
+    tune_split: float | None = None
+    val: Predictions | None = None
+    seed: int = 0
+
+    @property
+    def tuning_requested(self) -> bool:
+        return self.tune_split is not None or self.val is not None
+
+
+def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, ScoredSamples]:
+    """Evaluate one source; also return its per-sample vectors (for bootstrap and plots).
+
+    When ``opts`` asks for tuning, the tunable scores' parameters are chosen by
+    :func:`sc_eval.tuning.tune` and all scores are evaluated on the samples
+    that tuning did not see.
+    """
+    get_convention(opts.convention)
+    params: Mapping[str, Mapping[str, float]] = opts.params
+    eval_index: np.ndarray | None = None
+    tuned: tuple[str, ...] = ()
+    info: dict[str, Any] | None = None
+    if opts.tuning_requested:
+        from sc_eval.tuning import tune
+
+        t = tune(preds, opts)
+        params, eval_index, tuned, info = t.params, t.eval_index, t.tuned, t.info
+    scored = score_samples(
+        preds, scores=opts.scores, params=params, chunk_size=opts.chunk_size
+    )
+    if eval_index is not None:
+        scored = scored.take(eval_index)
+    ev = evaluate_scored(
+        scored,
+        source=preds.name,
+        num_classes=preds.num_classes,
+        input_kind=preds.kind,
+        labels_sha256=labels_sha256(preds.labels[scored.index]),
+        metrics=opts.metrics,
+        coverages=opts.coverages,
+        risks=opts.risks,
+        convention=opts.convention,
+        tuned=tuned,
+        tuning=info,
+    )
+    return ev, scored
+
+
+def evaluate(
+    logits: Any = None,
+    labels: Any = None,
+    *,
+    probs: Any = None,
+    scores: Sequence[str] = DEFAULT_SCORES,
+    params: Mapping[str, Mapping[str, float]] | None = None,
+    metrics: Sequence[str] = DEFAULT_SELECTIVE,
+    coverages: Sequence[float] = DEFAULT_COVERAGES,
+    risks: Sequence[float] = DEFAULT_RISKS,
+    convention: str = "mean",
+) -> Evaluation:
+    """Evaluate selective classification of in-memory predictions.
+
+    Parameters
+    ----------
+    logits : array-like, shape (N, C), optional
+        Logits (numpy or torch). Give either ``logits`` or ``probs``.
+    labels : array-like of int, shape (N,)
+    probs : array-like, shape (N, C), optional
+        Probabilities; only probability-based scores are then allowed.
+    scores : sequence of str
+        Names from :data:`sc_eval.scores.SCORES`.
+    params : mapping, optional
+        Fixed score parameters, e.g. ``{"maxlogit-pnorm": {"p": 4}}``.
+    metrics : sequence of str
+        Selective metric names (model metrics are always computed).
+    coverages, risks : sequence of float
+        Add ``risk@cov=c`` and ``cov@risk=r`` for each value.
+    convention : {"mean", "trapezoid", "torch-uncertainty"}
+        Discretisation of the area metrics.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ev = evaluate(np.array([[2.0, 0.0], [0.0, 1.0], [0.5, 0.0]]), np.array([0, 0, 0]),
+    ...               scores=["maxlogit"])
+    >>> round(ev.model_metrics["acc"], 4), round(ev.scores["maxlogit"].metrics["aurc"], 4)
+    (0.6667, 0.2778)
+    """
+    if labels is None:
+        raise UsageError("evaluate() needs labels")
+    preds = predictions_from_arrays(logits, labels, probs=probs)
+    return evaluate_predictions(
+        preds,
+        scores=scores,
+        params=params,
+        metrics=metrics,
+        coverages=coverages,
+        risks=risks,
+        convention=convention,
+    )
