@@ -11,9 +11,9 @@ logits or model checkpoints.
 """
 
 from sc_eval.errors import InputError, ScEvalError, UsageError
-from sc_eval.pipeline import Evaluation, ScoreResult, evaluate, evaluate_predictions
 from sc_eval.io import Predictions, load_predictions, write_predictions
 from sc_eval.metrics import selective_metrics
+from sc_eval.pipeline import Evaluation, ScoreResult, evaluate, evaluate_predictions
 
 __version__ = "0.1.0"
 

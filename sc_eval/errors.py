@@ -7,8 +7,8 @@ map to exit code 2 with one line on stderr; anything else is a bug.
 
 from __future__ import annotations
 
-from difflib import get_close_matches
 from collections.abc import Iterable
+from difflib import get_close_matches
 
 __all__ = ["InputError", "ScEvalError", "UsageError", "unknown_name"]
 

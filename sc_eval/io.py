@@ -206,9 +206,7 @@ def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise InputError(f"corrupt or unreadable .pt file: {str(e)[:200]}", path=path) from None
     if not isinstance(obj, dict):
-        raise InputError(
-            f"expected a dict of tensors, found {type(obj).__name__}", path=path
-        )
+        raise InputError(f"expected a dict of tensors, found {type(obj).__name__}", path=path)
     arrays: dict[str, RawArray] = {}
     for k, v in obj.items():
         if not isinstance(v, torch.Tensor):
@@ -383,7 +381,9 @@ def _validate(
     if index_key in arrays:
         index = _int_vector(arrays[index_key], n, path=path, field=index_key)
         if np.unique(index).shape[0] != n:
-            raise InputError("expected unique sample ids, found duplicates", path=path, field=index_key)
+            raise InputError(
+                "expected unique sample ids, found duplicates", path=path, field=index_key
+            )
     extra = {
         k: a.full()
         for k, a in arrays.items()

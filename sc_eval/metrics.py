@@ -96,7 +96,7 @@ class OracleCurves(Curves):
     """Curves of the ranking that accepts every correct sample before any error."""
 
     def __init__(self, n: int, n_errors: float):
-        n_err = int(round(n_errors))
+        n_err = round(n_errors)
         self._oracle = RiskCoverage(
             TieBlocks(
                 np.array([n - n_err, n_err], dtype=np.int64),

@@ -38,9 +38,9 @@ __all__ = [
     "DEFAULT_RISKS",
     "EvalOptions",
     "Evaluation",
+    "ScEvalWarning",
     "ScoreResult",
     "ScoredSamples",
-    "ScEvalWarning",
     "evaluate",
     "evaluate_predictions",
     "evaluate_scored",
@@ -179,9 +179,11 @@ def score_samples(
     workers = workers or min(len(bounds), os.cpu_count() or 1, 8)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda b: _score_chunk(preds, *b, names, resolved), bounds))
+            parts = list(
+                pool.map(lambda b: _score_chunk(preds, b[0], b[1], names, resolved), bounds)
+            )
     else:
-        parts = [_score_chunk(preds, *b, names, resolved) for b in bounds]
+        parts = [_score_chunk(preds, b[0], b[1], names, resolved) for b in bounds]
     n_bad = sum(p["bad"] for p in parts)
     if n_bad:
         first = min(p["first_bad"] for p in parts if p["bad"])
@@ -411,9 +413,7 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
 
         t = tune(preds, opts)
         params, eval_index, tuned, info = t.params, t.eval_index, t.tuned, t.info
-    scored = score_samples(
-        preds, scores=opts.scores, params=params, chunk_size=opts.chunk_size
-    )
+    scored = score_samples(preds, scores=opts.scores, params=params, chunk_size=opts.chunk_size)
     if eval_index is not None:
         scored = scored.take(eval_index)
     ev = evaluate_scored(

@@ -89,7 +89,9 @@ def _score_grid(ev: Evaluation, names: Sequence[str], title: str) -> Grid:
     lead = ["score", "params"]
     rows, vals = [], []
     for s in ev.scores.values():
-        rows.append([s.name, format_params(s.params, s.tuned)] + [fmt_value(m, s.metrics[m]) for m in names])
+        rows.append(
+            [s.name, format_params(s.params, s.tuned)] + [fmt_value(m, s.metrics[m]) for m in names]
+        )
         vals.append([s.metrics[m] for m in names])
     hib = [metric_info(m)[0] for m in names]
     return Grid(title, lead + [header(m) for m in names], rows, _best_cells(vals, hib, len(lead)))
@@ -108,7 +110,9 @@ def grids(ev: Evaluation) -> list[Grid]:
     curve = [m for m in ev.metric_names if m not in area]
     out = [_score_grid(ev, area, f"{ev.source} — selective classification")]
     if curve:
-        out.append(_score_grid(ev, curve, f"{ev.source} — risk–coverage (selective risk at coverage)"))
+        out.append(
+            _score_grid(ev, curve, f"{ev.source} — risk–coverage (selective risk at coverage)")
+        )
     return out
 
 
@@ -244,16 +248,20 @@ def render_json(evals: Sequence[Evaluation], **_: Any) -> str:
 def render_csv(evals: Sequence[Evaluation], **_: Any) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["source", "score", "params", "metric", "value", "unit", "higher_is_better", "convention"])
+    w.writerow(
+        ["source", "score", "params", "metric", "value", "unit", "higher_is_better", "convention"]
+    )
     for ev in evals:
         for name, v in ev.model_metrics.items():
             hib, _, unit = metric_info(name)
             w.writerow([ev.source, "", "", name, _csv_num(v), unit, hib, ev.convention])
         for s in ev.scores.values():
             p = ";".join(f"{k}={v:g}" for k, v in s.params.items())
-            for name, v in s.metrics.items():
-                hib, _, unit = metric_info(name)
-                w.writerow([ev.source, s.name, p, name, _csv_num(v), unit, hib, ev.convention])
+            for name, value in s.metrics.items():
+                higher, _, unit_name = metric_info(name)
+                w.writerow(
+                    [ev.source, s.name, p, name, _csv_num(value), unit_name, higher, ev.convention]
+                )
     return buf.getvalue()
 
 

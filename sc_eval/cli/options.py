@@ -12,31 +12,47 @@ from sc_eval.cli import split_list
 
 Scores = Annotated[
     str | None,
-    typer.Option("--scores", "-s", help="Comma-separated confidence scores (default: all untuned "
-                 "scores; see `sc-eval scores`)."),
+    typer.Option(
+        "--scores",
+        "-s",
+        help="Comma-separated confidence scores (default: all untuned "
+        "scores; see `sc-eval scores`).",
+    ),
 ]
 Metrics = Annotated[
     str | None,
-    typer.Option("--metrics", "-m", help="Comma-separated selective metrics (default: aurc, "
-                 "e-aurc, naurc, augrc, auroc, fpr@95tpr)."),
+    typer.Option(
+        "--metrics",
+        "-m",
+        help="Comma-separated selective metrics (default: aurc, "
+        "e-aurc, naurc, augrc, auroc, fpr@95tpr).",
+    ),
 ]
 Coverages = Annotated[
     str | None,
-    typer.Option("--coverages", help="Coverages in (0, 1] for the risk–coverage table "
-                 "(default: 1,0.99,0.95,0.9,0.8,0.7,0.5)."),
+    typer.Option(
+        "--coverages",
+        help="Coverages in (0, 1] for the risk–coverage table "
+        "(default: 1,0.99,0.95,0.9,0.8,0.7,0.5).",
+    ),
 ]
 Risks = Annotated[
     str | None,
-    typer.Option("--risks", help="Target risks in [0, 1] for coverage-at-risk (default: 0.01,0.05)."),
+    typer.Option(
+        "--risks", help="Target risks in [0, 1] for coverage-at-risk (default: 0.01,0.05)."
+    ),
 ]
 Convention = Annotated[
     str,
-    typer.Option("--aurc-convention", help="Area discretisation: mean | trapezoid | "
-                 "torch-uncertainty."),
+    typer.Option(
+        "--aurc-convention", help="Area discretisation: mean | trapezoid | torch-uncertainty."
+    ),
 ]
 PnormP = Annotated[
     float | None,
-    typer.Option("--pnorm-p", help="Fixed p for maxlogit-pnorm / msp-pnorm (0 = no normalisation)."),
+    typer.Option(
+        "--pnorm-p", help="Fixed p for maxlogit-pnorm / msp-pnorm (0 = no normalisation)."
+    ),
 ]
 Temperature = Annotated[
     float | None,
@@ -47,7 +63,9 @@ Format = Annotated[
 ]
 Output = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="Write results to this file (atomically) instead of stdout."),
+    typer.Option(
+        "--output", "-o", help="Write results to this file (atomically) instead of stdout."
+    ),
 ]
 LogitsKey = Annotated[
     str | None, typer.Option("--logits-key", help="Name of the [N, C] logits tensor.")
@@ -56,10 +74,14 @@ ProbsKey = Annotated[
     str | None, typer.Option("--probs-key", help="Name of the [N, C] probabilities tensor.")
 ]
 LabelsKey = Annotated[str, typer.Option("--labels-key", help="Name of the labels tensor.")]
-IndexKey = Annotated[str, typer.Option("--index-key", help="Name of the optional sample-id tensor.")]
+IndexKey = Annotated[
+    str, typer.Option("--index-key", help="Name of the optional sample-id tensor.")
+]
 ChunkSize = Annotated[
     int | None,
-    typer.Option("--chunk-size", min=1, help="Rows scored at a time (default: ~32 MiB of float64)."),
+    typer.Option(
+        "--chunk-size", min=1, help="Rows scored at a time (default: ~32 MiB of float64)."
+    ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
