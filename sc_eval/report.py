@@ -245,7 +245,7 @@ def render_json(evals: Sequence[Evaluation], **_: Any) -> str:
     return json.dumps(result_document(evals), indent=2, allow_nan=False) + "\n"
 
 
-def render_csv(evals: Sequence[Evaluation], **_: Any) -> str:
+def render_csv(evals: Sequence[Evaluation], **kwargs: Any) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
