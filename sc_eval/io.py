@@ -98,6 +98,83 @@ def _bf16_from_float(x: np.ndarray) -> np.ndarray:
     return ((b + rounding) >> 16).astype(np.uint16)
 
 
+class FileRows:
+    """A read-only, row-addressable view of an array stored in a file.
+
+    Rows are read on demand with ``os.pread`` (thread-safe, no shared file
+    position), so scoring a file far larger than RAM keeps only the current
+    chunks in memory — unlike a memory map, whose touched pages count towards
+    the process's resident memory.
+
+    Parameters
+    ----------
+    path : path-like
+    dtype : numpy dtype
+    offset : int
+        Byte offset of the first element.
+    shape : tuple of int
+        C-ordered shape; rows are the first axis.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], dtype: np.dtype, offset: int, shape: tuple[int, ...]
+    ):
+        self.path = os.fspath(path)
+        self.dtype = np.dtype(dtype)
+        self.offset = offset
+        self.shape = tuple(shape)
+        self.ndim = len(self.shape)
+        self._row_items = int(np.prod(self.shape[1:], dtype=np.int64)) if self.ndim > 1 else 1
+        self._row_bytes = self._row_items * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        count = max(stop - start, 0)
+        nbytes = count * self._row_bytes
+        buf = bytearray(nbytes)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            view = memoryview(buf)
+            done = 0
+            while done < nbytes:
+                got = os.preadv(fd, [view[done:]], self.offset + start * self._row_bytes + done)
+                if got <= 0:
+                    raise InputError("file ended early (truncated?)", path=self.path)
+                done += got
+        finally:
+            os.close(fd)
+        return np.frombuffer(buf, dtype=self.dtype).reshape((count, *self.shape[1:]))
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            rows = self._read(start, stop) if step > 0 else self._read(stop + 1, start + 1)[::-1]
+            return rows[:: abs(step)] if abs(step) != 1 else rows
+        if isinstance(key, int | np.integer):
+            i = int(key) + (self.shape[0] if key < 0 else 0)
+            return self._read(i, i + 1)[0]
+        idx = np.asarray(key)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        if idx.size == 0:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        order = np.argsort(idx, kind="stable")
+        out = np.empty((idx.size, *self.shape[1:]), dtype=self.dtype)
+        sorted_idx = idx[order]
+        # read contiguous runs of the sorted indices in one call each
+        breaks = np.flatnonzero(np.diff(sorted_idx) != 1) + 1
+        for run in np.split(np.arange(idx.size), breaks):
+            lo, hi = int(sorted_idx[run[0]]), int(sorted_idx[run[-1]]) + 1
+            out[order[run]] = self._read(lo, hi)
+        return out
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        arr = self._read(0, self.shape[0])
+        return arr if dtype is None else arr.astype(dtype)
+
+
 # --------------------------------------------------------------------------- readers
 def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     size = path.stat().st_size
@@ -150,7 +227,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
         if count == 0:
             data = np.empty(shape, dtype=np_dtype)
         else:
-            data = np.memmap(path, dtype=np_dtype, mode="r", offset=start + begin, shape=shape)
+            data = FileRows(path, np_dtype, start + begin, shape)  # type: ignore[assignment]
         arrays[str(name)] = RawArray(data, dtype)
     return arrays, {str(k): str(v) for k, v in meta.items()}
 

@@ -136,14 +136,11 @@ def _score_chunk(
             i = int(np.argmax(off))
             out["probs_bad"] = (int(off.sum()), start + i, float(sums[i]))
             return out
-    lp = rs.log_probs
-    r = np.arange(stop - start)
-    p = rs.probs
-    p_true = p[r, labels]
     out["correct"] = rs.top == labels
     out["confidence"] = rs.p_top
-    out["log_p_true"] = lp[r, labels]
-    out["brier"] = np.einsum("ij,ij->i", p, p) - 2 * p_true + 1
+    out["log_p_true"] = rs.log_p(labels)
+    p_true = np.exp(out["log_p_true"])
+    out["brier"] = rs.sum_p_squared() - 2 * p_true + 1
     for name in names:
         out["key:" + name], out["value:" + name] = get_score(name)(rs, params.get(name))
     return out

@@ -42,66 +42,109 @@ class RowStats:
 
     Notes
     -----
-    Everything derives from ``logr[i, j] = log(p_ij / p_i,top)`` (0 at the top
-    class), so logits and probabilities share one code path.
+    Everything derives from ``logr[i, j] = log(p_ij / p_i,top)`` for the
+    non-top classes (the top entry is stored as ``-inf``), so logits and
+    probabilities share one code path. With ``e = exp(logr)`` (0 at the top),
+    ``S = sum_j e_j = (1 - p_top) / p_top`` and ``Q = sum_j e_j^2``; MSP, margin,
+    gini, entropy, energy (T = 1) and the calibration terms all follow from
+    ``S``, ``Q`` and one more row reduction, so the ``[n, C]`` matrix is
+    exponentiated once. Rows where ``S`` underflows (a runner-up more than ~575
+    nats below the top) are recomputed in log space, so keys never saturate.
     """
+
+    TINY = 1e-250
 
     def __init__(self, *, logits: np.ndarray | None = None, probs: np.ndarray | None = None):
         if (logits is None) == (probs is None):
             raise ValueError("RowStats needs exactly one of logits or probs")
         self.is_logits = logits is not None
-        self.z: np.ndarray | None = None
-        rows = logits if logits is not None else probs
-        assert rows is not None
-        self._rows = np.arange(rows.shape[0])
+        raw = np.asarray(logits if logits is not None else probs)
+        self._raw = raw
+        self._rows = np.arange(raw.shape[0])
+        self.top = np.argmax(raw, axis=1)
         if logits is not None:
-            self.z = np.asarray(logits, dtype=np.float64)
-            self.top = np.argmax(self.z, axis=1)
-            self.logr = self.z - self.z[self._rows, self.top][:, None]
+            self.top_value = raw[self._rows, self.top].astype(np.float64)
+            # float32 - float64 is computed in float64: exact differences of the stored logits
+            self.logr = np.subtract(raw, self.top_value[:, None], dtype=np.float64)
         else:
-            p = np.asarray(probs, dtype=np.float64)
-            self.top = np.argmax(p, axis=1)
             with np.errstate(divide="ignore"):
-                logp = np.log(p)
-            self.logr = logp - logp[self._rows, self.top][:, None]
+                logp = np.log(raw.astype(np.float64))
+            self.top_value = logp[self._rows, self.top]
+            self.logr = logp - self.top_value[:, None]
+        # logr is 0 at the top class; the runner-up is the max with the top masked out
+        self.logr[self._rows, self.top] = -np.inf
+        #: ``log(p_2 / p_1)``: the runner-up's log-ratio, exact for logits.
+        self.d2 = np.max(self.logr, axis=1)
+        self.logr[self._rows, self.top] = 0.0
 
     @cached_property
-    def _others(self) -> np.ndarray:
-        """``logr`` with the top entry set to -inf."""
-        o = self.logr.copy()
-        o[self._rows, self.top] = -np.inf
-        return o
+    def z(self) -> np.ndarray | None:
+        """The logits in float64 (None for probabilities)."""
+        return np.asarray(self._raw, dtype=np.float64) if self.is_logits else None
 
     @cached_property
-    def d2(self) -> np.ndarray:
-        """``log(p_2 / p_1)``: the runner-up's log-ratio (``-inf`` when C = 1)."""
-        return np.max(self._others, axis=1)
+    def e(self) -> np.ndarray:
+        """``p_j / p_top`` for the non-top classes (0 at the top)."""
+        e = np.exp(self.logr)
+        e[self._rows, self.top] = 0.0
+        return e
 
     @cached_property
-    def _scaled(self) -> tuple[np.ndarray, np.ndarray]:
-        """``S' = sum_{j != top} exp(logr_j - d2)`` and ``Q' = sum exp(2 (logr_j - d2))``."""
-        with np.errstate(invalid="ignore"):
-            e = np.exp(self._others - self.d2[:, None])
-        e = np.nan_to_num(e, nan=0.0)
+    def _sums(self) -> tuple[np.ndarray, np.ndarray]:
+        e = self.e
         return e.sum(axis=1), np.einsum("ij,ij->i", e, e)
+
+    @property
+    def s(self) -> np.ndarray:
+        """``S = sum_{j != top} p_j / p_top`` (may underflow to 0; see :attr:`log_s`)."""
+        return self._sums[0]
+
+    @property
+    def q(self) -> np.ndarray:
+        return self._sums[1]
+
+    @cached_property
+    def tiny(self) -> np.ndarray:
+        """Indices of rows whose ``S`` is too small for linear-space arithmetic."""
+        return np.flatnonzero(self.s < self.TINY)
 
     @cached_property
     def log_s(self) -> np.ndarray:
-        """``log S`` with ``S = sum_{j != top} p_j / p_top`` (never underflows)."""
+        """``log S``, exact even where ``S`` underflows."""
         with np.errstate(divide="ignore"):
-            return self.d2 + np.log(self._scaled[0])
+            out = np.log(self.s)
+        t = self.tiny
+        if t.size:
+            d2 = self.d2[t]
+            finite = np.isfinite(d2)
+            others = self.logr[t]
+            others[np.arange(t.size), self.top[t]] = -np.inf
+            with np.errstate(invalid="ignore"):
+                scaled = np.exp(others - np.where(finite, d2, 0.0)[:, None]).sum(axis=1)
+            with np.errstate(divide="ignore"):
+                out[t] = np.where(finite, d2 + np.log(scaled), -np.inf)
+        return out
 
     @cached_property
     def log1p_s(self) -> np.ndarray:
         """``log(1 + S) = -log p_top``."""
-        return np.logaddexp(0.0, self.log_s)
+        return np.log1p(self.s)
 
     @property
     def p_top(self) -> np.ndarray:
-        return np.exp(-self.log1p_s)
+        return 1.0 / (1.0 + self.s)
+
+    def log_p(self, cls: np.ndarray) -> np.ndarray:
+        """``log p_{i, cls_i}`` for one class per row."""
+        return self.logr[self._rows, cls] - self.log1p_s
+
+    def sum_p_squared(self) -> np.ndarray:
+        """``sum_j p_j^2 = (1 + Q) / (1 + S)^2``."""
+        return (1.0 + self.q) / (1.0 + self.s) ** 2
 
     @cached_property
     def log_probs(self) -> np.ndarray:
+        """Full ``[n, C]`` log-softmax (only for callers that need every class)."""
         return self.logr - self.log1p_s[:, None]
 
     @cached_property
@@ -119,9 +162,7 @@ def _msp(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _maxlogit(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    assert s.z is not None
-    v = s.z[s._rows, s.top]
-    return v, v
+    return s.top_value, s.top_value
 
 
 def _logit_margin(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
@@ -138,28 +179,34 @@ def _margin(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _gini(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    # 1 - sum p^2 = (2S + S^2 - Q) / (1+S)^2, Q = sum_{j != top} (p_j/p_top)^2, computed in
-    # units of e^{d2} so that nothing underflows
-    s1, q1 = s._scaled
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inner = 2 * s1 + np.exp(s.d2) * (s1 * s1 - q1)
-        log_one_minus = s.d2 + np.log(inner) - 2 * s.log1p_s
-    log_one_minus = np.where(np.isnan(log_one_minus), -np.inf, log_one_minus)
-    value = -np.expm1(log_one_minus)
-    return -log_one_minus, value
+    # 1 - sum p^2 = (2S + S^2 - Q) / (1+S)^2 with S^2 >= Q: no cancellation against 2S
+    with np.errstate(divide="ignore"):
+        log_one_minus = np.log(2 * s.s + (s.s * s.s - s.q)) - 2 * s.log1p_s
+    t = s.tiny
+    if t.size:  # 2S dominates: log(1 - gini) = log 2 + log S to within S
+        log_one_minus[t] = np.log(2.0) + s.log_s[t]
+    return -log_one_minus, -np.expm1(log_one_minus)
 
 
 def _neg_entropy(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    # H = log(1+S) + sum_{j != top} p_j (-logr_j): a sum of non-negative terms. Key = -log H.
-    lp = s.log_probs
-    others = s._others
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_terms = np.where(np.isfinite(others), lp + np.log(-others), -np.inf)
-        log_l = np.where(
-            s.log_s < -30.0, s.log_s + np.log1p(-0.5 * np.exp(s.log_s)), np.log(s.log1p_s)
-        )
-        log_h = np.logaddexp(log_l, _logsumexp_rows(log_terms))
+    # H = log(1+S) + sum_{j != top} p_j (-logr_j): non-negative terms. Key = -log H.
+    e, logr = s.e, s.logr
+    if not s.is_logits:  # zero probabilities: e = 0 and logr = -inf
+        logr = np.where(np.isfinite(logr), logr, 0.0)
+    h = s.log1p_s - np.einsum("ij,ij->i", e, logr) * s.p_top
+    with np.errstate(divide="ignore"):
+        log_h = np.log(h)
+    t = s.tiny
+    if t.size:
+        log_h[t] = _tiny_log_entropy(logr[t], s.log_s[t])
     return -log_h, -np.exp(log_h)
+
+
+def _tiny_log_entropy(logr: np.ndarray, log_s: np.ndarray) -> np.ndarray:
+    """``log H`` in log space for rows whose ``S`` underflows (``log(1+S) ~ S``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(np.isfinite(logr), logr + np.log(-logr), -np.inf)
+        return np.logaddexp(log_s, _logsumexp_rows(terms))
 
 
 def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
@@ -170,11 +217,40 @@ def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
 
 
 def _energy(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    assert s.z is not None
     t = float(params["T"])
-    zt = s.z / t
-    v = t * _logsumexp_rows(zt)
+    # at T = 1, logsumexp(z) = z_top + log(1 + S) is already known
+    if t == 1.0:
+        return s.top_value + s.log1p_s, s.top_value + s.log1p_s
+    assert s.z is not None
+    v = t * _logsumexp_rows(s.z / t)
     return v, v
+
+
+def _row_pnorm_fast(c: np.ndarray, p: float) -> np.ndarray:
+    if p == 2:
+        return np.sqrt(np.einsum("ij,ij->i", c, c))
+    a = np.abs(c)
+    if p == 1:
+        return a.sum(axis=1)
+    if float(p).is_integer() and 2 < p <= 16:
+        acc = a.copy()
+        for _ in range(int(p) - 1):
+            acc *= a
+        return acc.sum(axis=1) ** (1.0 / p)
+    return (a**p).sum(axis=1) ** (1.0 / p)
+
+
+def _row_pnorm(c: np.ndarray, p: float) -> np.ndarray:
+    """``||c_i||_p`` of each row; rows whose powers over- or underflow are rescaled."""
+    with np.errstate(over="ignore", under="ignore"):
+        norm = _row_pnorm_fast(c, p)
+    redo = np.flatnonzero(~np.isfinite(norm) | (norm < 1e-280))
+    if redo.size:
+        sub = c[redo]
+        scale = np.max(np.abs(sub), axis=1)
+        safe = np.where(scale > 0, scale, 1.0)
+        norm[redo] = scale * _row_pnorm_fast(sub / safe[:, None], p)
+    return norm
 
 
 def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
@@ -191,15 +267,19 @@ def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
     if p == 0:
         return z
     c = z - z.mean(axis=1, keepdims=True)
-    scale = np.max(np.abs(c), axis=1, keepdims=True)
-    safe = np.where(scale > 0, scale, 1.0)
-    norm = safe * np.sum(np.abs(c / safe) ** p, axis=1, keepdims=True) ** (1.0 / p)
-    return np.where(scale > 0, c / np.where(norm > 0, norm, 1.0), 0.0)
+    norm = _row_pnorm(c, p)[:, None]
+    return np.where(norm > 0, c / np.where(norm > 0, norm, 1.0), 0.0)
 
 
 def _maxlogit_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    assert s.z is not None
-    v = np.max(pnorm_normalise(s.z, params["p"]), axis=1)
+    # max_j (z_j - mu) / ||z - mu||_p = (z_top - mu) / ||z - mu||_p: one norm per row
+    p = params["p"]
+    if p == 0:
+        return s.top_value, s.top_value
+    # centre logr = z - z_top instead of z: same differences, and z_top - mean(z) = -mean(logr)
+    mu = s.logr.mean(axis=1)
+    norm = _row_pnorm(s.logr - mu[:, None], p)
+    v = np.where(norm > 0, -mu / np.where(norm > 0, norm, 1.0), 0.0)
     return v, v
 
 

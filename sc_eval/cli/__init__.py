@@ -29,6 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain Click help: typer.rich_utils alone would double start-up time
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
