@@ -33,10 +33,13 @@ _EXPORTS: dict[str, str] = {
     "load_predictions": "sc_eval.io",
     "write_predictions": "sc_eval.io",
     "selective_metrics": "sc_eval.metrics",
+    "compare": "sc_eval.compare",
+    "Comparison": "sc_eval.compare",
     "Selector": "sc_eval.selector",
 }
 
 __all__ = [
+    "Comparison",
     "EvalOptions",
     "Evaluation",
     "InputError",
@@ -46,6 +49,7 @@ __all__ = [
     "Selector",
     "UsageError",
     "__version__",
+    "compare",
     "evaluate",
     "evaluate_predictions",
     "load_predictions",
@@ -54,6 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from sc_eval.compare import Comparison, compare
     from sc_eval.errors import InputError, ScEvalError, UsageError
     from sc_eval.io import Predictions, load_predictions, write_predictions
     from sc_eval.metrics import selective_metrics

@@ -39,6 +39,7 @@ __all__ = [
     "labels_sha256",
     "load_predictions",
     "predictions_from_arrays",
+    "read_arrays",
     "write_predictions",
 ]
 
@@ -46,6 +47,7 @@ FORMAT_NAME = "sc-eval/predictions"
 FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 FLOAT_KINDS = ("float16", "bfloat16", "float32", "float64")
+_INT_KINDS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 _ST_DTYPES: dict[str, str] = {
     "F16": "float16",
@@ -172,7 +174,7 @@ class FileRows:
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
         arr = self._read(0, self.shape[0])
-        return arr if dtype is None else arr.astype(dtype)
+        return arr if dtype is None else np.asarray(arr, dtype=dtype)  # type: ignore[call-overload]
 
 
 # --------------------------------------------------------------------------- readers
@@ -201,13 +203,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     arrays: dict[str, RawArray] = {}
     for name, info in header.items():
         try:
-            dtype = _ST_DTYPES[info["dtype"]]
+            st_dtype = str(info["dtype"])
             shape = tuple(int(d) for d in info["shape"])
             begin, end = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise InputError(
                 "corrupt safetensors header entry", path=path, field=str(name)
             ) from None
+        if st_dtype not in _ST_DTYPES:  # e.g. fp8 in a tensor we do not read: keep its name
+            arrays[str(name)] = RawArray(np.empty((0,)), f"unsupported {st_dtype}")
+            continue
+        dtype = _ST_DTYPES[st_dtype]
         np_dtype = np.dtype("uint16" if dtype == "bfloat16" else dtype)
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if any(d < 0 for d in shape) or end - begin != count * np_dtype.itemsize or begin < 0:
@@ -267,12 +273,18 @@ def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     import torch
 
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        if str(path).endswith(".safetensors"):
+            # torch.load picks its safetensors reader from this suffix; the content
+            # says torch, so read it through a file object
+            with open(path, "rb") as f:
+                obj = torch.load(f, map_location="cpu", weights_only=True)
+        else:
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                if "mmap" not in str(e):
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise InputError(
@@ -296,7 +308,7 @@ def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     return arrays, {}
 
 
-def _sniff(path: Path) -> str:
+def _sniff(path: Path, what: str = "predictions file") -> str:
     """Detect a file's kind from its first bytes."""
     with open(path, "rb") as f:
         head = f.read(9)
@@ -311,21 +323,45 @@ def _sniff(path: Path) -> str:
         if names and all(n.endswith(".npy") for n in names):
             return "npz"
         return "torch"
+    # safetensors first: its 8-byte header length may itself start with 0x80
+    if len(head) >= 9 and head[8:9] == b"{":
+        (hlen,) = struct.unpack("<Q", head[:8])
+        if hlen <= path.stat().st_size - 8:
+            return "safetensors"
     if head[:1] == b"\x80":  # legacy torch.save / plain pickle
         return "torch"
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
     if path.suffix.lower() in (".pt", ".pth"):
         return "torch"
     if path.suffix.lower() == ".safetensors":
         return "safetensors"
     raise InputError(
-        "unrecognised file kind: expected a .safetensors, .npz or .pt/.pth predictions file",
+        f"unrecognised file kind: expected a .safetensors, .npz or .pt/.pth {what}",
         path=path,
     )
 
 
 READERS = {"safetensors": _read_safetensors, "npz": _read_npz, "torch": _read_torch}
+
+
+def read_arrays(
+    path: str | os.PathLike[str], *, what: str = "file"
+) -> tuple[dict[str, RawArray], dict[str, str]]:
+    """Every array of a ``.safetensors``/``.npz``/``.pt`` file (kind from content), unvalidated.
+
+    Returns ``(arrays, metadata)``; safetensors arrays stay memory-mapped.
+    ``what`` names the expected file in error messages.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError("no such file", path=path)
+    if p.is_dir():
+        raise InputError(f"is a directory, expected a {what}", path=path)
+    try:
+        return READERS[_sniff(p, what)](p)
+    except PermissionError:
+        raise InputError("permission denied", path=path) from None
+    except OSError as e:
+        raise InputError(f"cannot read file: {e.strerror or e}", path=path) from None
 
 
 # --------------------------------------------------------------------------- predictions
@@ -470,7 +506,7 @@ def _validate(
 
 
 def _int_vector(a: RawArray, n: int, *, path: object, field: str) -> np.ndarray:
-    if not np.issubdtype(np.dtype(a.dtype if a.dtype != "bfloat16" else "float32"), np.integer):
+    if a.dtype not in _INT_KINDS:
         raise InputError(f"expected integers, got {a.dtype}", path=path, field=field)
     if len(a.shape) != 1 or a.shape[0] != n:
         raise InputError(
@@ -583,6 +619,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -618,7 +657,19 @@ def write_predictions(
         raise ValueError("write_predictions needs exactly one of logits or probs")
     values = logits if logits is not None else probs
     assert values is not None
-    labels = np.asarray(labels, dtype=np.int64)
+    values = np.asarray(values)
+    raw_labels = np.asarray(labels)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise InputError(f"expected a non-empty [N, C] array, got shape {list(values.shape)}")
+    if not np.issubdtype(values.dtype, np.floating):
+        raise InputError(f"expected floating-point values, got {values.dtype}")
+    if raw_labels.shape != (values.shape[0],) or not np.issubdtype(raw_labels.dtype, np.integer):
+        raise InputError(
+            f"expected integer labels of shape [{values.shape[0]}], got {raw_labels.dtype} "
+            f"{list(raw_labels.shape)}",
+            field="labels",
+        )
+    labels = raw_labels.astype(np.int64)
     tensors = {
         "logits" if logits is not None else "probs": np.ascontiguousarray(values),
         "labels": np.ascontiguousarray(labels),

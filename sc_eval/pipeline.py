@@ -346,6 +346,9 @@ def evaluate_predictions(
     risks: Sequence[float] = DEFAULT_RISKS,
     convention: str = "mean",
     chunk_size: int | None = None,
+    tune_split: float | None = None,
+    val: Predictions | None = None,
+    seed: int = 0,
 ) -> Evaluation:
     """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
     opts = EvalOptions(
@@ -356,6 +359,9 @@ def evaluate_predictions(
         risks=tuple(risks),
         convention=convention,
         chunk_size=chunk_size,
+        tune_split=tune_split,
+        val=val,
+        seed=seed,
     )
     return evaluate_source(preds, opts)[0]
 
@@ -440,6 +446,9 @@ def evaluate(
     coverages: Sequence[float] = DEFAULT_COVERAGES,
     risks: Sequence[float] = DEFAULT_RISKS,
     convention: str = "mean",
+    tune_split: float | None = None,
+    val: Predictions | None = None,
+    seed: int = 0,
 ) -> Evaluation:
     """Evaluate selective classification of in-memory predictions.
 
@@ -460,6 +469,15 @@ def evaluate(
         Add ``risk@cov=c`` and ``cov@risk=r`` for each value.
     convention : {"mean", "trapezoid", "torch-uncertainty"}
         Discretisation of the area metrics.
+    tune_split : float, optional
+        Tune ``maxlogit-pnorm``, ``msp-pnorm`` and ``msp-ts`` on this seeded random
+        fraction of the samples (see :mod:`sc_eval.tuning`); every score is then
+        evaluated on the remaining samples only.
+    val : Predictions, optional
+        Tune on these predictions instead (e.g.
+        ``sc_eval.io.predictions_from_arrays(val_logits, val_labels)``).
+    seed : int
+        Seed of the tuning split.
 
     Returns
     -------
@@ -484,4 +502,7 @@ def evaluate(
         coverages=coverages,
         risks=risks,
         convention=convention,
+        tune_split=tune_split,
+        val=val,
+        seed=seed,
     )

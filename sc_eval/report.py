@@ -14,12 +14,25 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sc_eval.metrics import MODEL_METRICS, get_metric
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
-__all__ = ["FORMATS", "Grid", "metric_info", "render", "result_document"]
+if TYPE_CHECKING:
+    from sc_eval.compare import Comparison, MetricComparison, ModelRow
+    from sc_eval.stats import EvaluationIntervals, Interval
+
+__all__ = [
+    "COMPARE_FORMATS",
+    "FORMATS",
+    "Grid",
+    "comparison_document",
+    "metric_info",
+    "render",
+    "render_comparison",
+    "result_document",
+]
 
 
 def metric_info(name: str) -> tuple[bool, bool, str]:
@@ -37,6 +50,14 @@ def fmt_value(name: str, value: float) -> str:
         return "n/a"
     _, percent, _ = metric_info(name)
     return f"{100 * value:.2f}" if percent else f"{value:.4f}"
+
+
+def fmt_with_interval(name: str, value: float, iv: Interval | None, sep: str = " ") -> str:
+    """``value [low, high]`` in display units (just the value when ``iv`` is None)."""
+    text = fmt_value(name, value)
+    if iv is None or math.isnan(iv.low):
+        return text
+    return f"{text}{sep}[{fmt_value(name, iv.low)}, {fmt_value(name, iv.high)}]"
 
 
 def header(name: str) -> str:
@@ -85,33 +106,54 @@ def _best_cells(values: list[list[float]], hib: list[bool], offset: int) -> set[
     return best
 
 
-def _score_grid(ev: Evaluation, names: Sequence[str], title: str) -> Grid:
+def _score_grid(
+    ev: Evaluation, names: Sequence[str], title: str, iv: EvaluationIntervals | None = None
+) -> Grid:
     lead = ["score", "params"]
     rows, vals = [], []
     for s in ev.scores.values():
+        cis = iv.scores.get(s.name, {}) if iv is not None else {}
         rows.append(
-            [s.name, format_params(s.params, s.tuned)] + [fmt_value(m, s.metrics[m]) for m in names]
+            [s.name, format_params(s.params, s.tuned)]
+            + [fmt_with_interval(m, s.metrics[m], cis.get(m), "\n") for m in names]
         )
         vals.append([s.metrics[m] for m in names])
     hib = [metric_info(m)[0] for m in names]
     return Grid(title, lead + [header(m) for m in names], rows, _best_cells(vals, hib, len(lead)))
 
 
-def summary_line(ev: Evaluation) -> str:
+def summary_line(ev: Evaluation, iv: EvaluationIntervals | None = None) -> str:
     parts = [f"N={ev.n}", f"C={ev.num_classes}", f"input={ev.input_kind}"]
-    parts += [f"{header(k)}={fmt_value(k, v)}" for k, v in ev.model_metrics.items()]
+    model_iv = iv.model if iv is not None else {}
+    parts += [
+        f"{header(k)}={fmt_with_interval(k, v, model_iv.get(k))}"
+        for k, v in ev.model_metrics.items()
+    ]
     parts.append(f"AURC convention={ev.convention}")
     return ", ".join(parts)
 
 
-def grids(ev: Evaluation) -> list[Grid]:
+def bootstrap_line(iv: EvaluationIntervals) -> str:
+    """How the ``[low, high]`` intervals were made."""
+    return (
+        f"[low, high]: {100 * iv.confidence:g}% percentile bootstrap interval, "
+        f"B={iv.n_boot}, seed={iv.seed}"
+    )
+
+
+def _intervals(kwargs: dict[str, Any], count: int) -> list[EvaluationIntervals | None]:
+    ivs = kwargs.get("intervals")
+    return list(ivs) if ivs is not None else [None] * count
+
+
+def grids(ev: Evaluation, iv: EvaluationIntervals | None = None) -> list[Grid]:
     """The metrics table and the risk–coverage table of one evaluation."""
     area = [m for m in ev.metric_names if "@cov=" not in m and "@risk=" not in m]
     curve = [m for m in ev.metric_names if m not in area]
-    out = [_score_grid(ev, area, f"{ev.source} — selective classification")]
+    out = [_score_grid(ev, area, f"{ev.source} — selective classification", iv)]
     if curve:
         out.append(
-            _score_grid(ev, curve, f"{ev.source} — risk–coverage (selective risk at coverage)")
+            _score_grid(ev, curve, f"{ev.source} — risk–coverage (selective risk at coverage)", iv)
         )
     return out
 
@@ -133,7 +175,7 @@ def _tuning_line(tuning: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- renderers
-def render_table(evals: Sequence[Evaluation], *, console: Any = None, **_: Any) -> str:
+def render_table(evals: Sequence[Evaluation], *, console: Any = None, **kwargs: Any) -> str:
     """Rich tables. Printed to ``console`` when given (colour as the terminal allows,
     ``NO_COLOR`` honoured); otherwise rendered as plain text and returned."""
     from rich.console import Console
@@ -143,9 +185,9 @@ def render_table(evals: Sequence[Evaluation], *, console: Any = None, **_: Any) 
     buf = io.StringIO()
     target = console or Console(file=buf, no_color=True, width=160, highlight=False)
     console = target
-    for ev in evals:
-        console.print(f"[bold]{escape(ev.source)}[/bold]: {escape(summary_line(ev))}")
-        for g in grids(ev):
+    for ev, iv in zip(evals, _intervals(kwargs, len(evals)), strict=True):
+        console.print(f"[bold]{escape(ev.source)}[/bold]: {escape(summary_line(ev, iv))}")
+        for g in grids(ev, iv):
             t = Table(title=escape(g.title), title_justify="left")
             for j, h in enumerate(g.headers):
                 t.add_column(h, justify="left" if j < 2 else "right", no_wrap=j < 2)
@@ -157,7 +199,7 @@ def render_table(evals: Sequence[Evaluation], *, console: Any = None, **_: Any) 
                     ]
                 )
             console.print(t)
-        for line in notes_of(ev):
+        for line in notes_of(ev) + ([bootstrap_line(iv)] if iv is not None else []):
             console.print(f"[dim]{escape(line)}[/dim]")
         console.print()
     return buf.getvalue()
@@ -167,17 +209,19 @@ def _md_table(g: Grid) -> str:
     lines = [f"**{g.title}**", "", "| " + " | ".join(g.headers) + " |"]
     lines.append("|" + "|".join("---" if j < 2 else "---:" for j in range(len(g.headers))) + "|")
     for i, row in enumerate(g.rows):
-        cells = [f"**{c}**" if (i, j) in g.best else c for j, c in enumerate(row)]
+        cells = [
+            (f"**{c}**" if (i, j) in g.best else c).replace("\n", "<br>") for j, c in enumerate(row)
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def render_markdown(evals: Sequence[Evaluation], **_: Any) -> str:
+def render_markdown(evals: Sequence[Evaluation], **kwargs: Any) -> str:
     parts = []
-    for ev in evals:
-        parts.append(f"### {ev.source}\n\n{summary_line(ev)}\n")
-        parts += [_md_table(g) + "\n" for g in grids(ev)]
-        notes = notes_of(ev)
+    for ev, iv in zip(evals, _intervals(kwargs, len(evals)), strict=True):
+        parts.append(f"### {ev.source}\n\n{summary_line(ev, iv)}\n")
+        parts += [_md_table(g) + "\n" for g in grids(ev, iv)]
+        notes = notes_of(ev) + ([bootstrap_line(iv)] if iv is not None else [])
         if notes:
             parts.append("\n".join(f"- {n}" for n in notes) + "\n")
     return "\n".join(parts)
@@ -221,13 +265,46 @@ def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
     )
 
 
-def result_document(evals: Sequence[Evaluation], *, command: str = "score") -> dict[str, Any]:
-    """The versioned JSON document that ``--format json`` writes (and ``gate`` reads)."""
+def _add_intervals(result: dict[str, Any], iv: EvaluationIntervals) -> dict[str, Any]:
+    """Add ``[low, high]`` pairs (fractions) and the bootstrap settings to a result dict."""
+
+    def pair(i: Interval) -> list[float | None]:
+        return _clean([i.low, i.high])
+
+    result["bootstrap"] = {
+        "n_boot": iv.n_boot,
+        "seed": iv.seed,
+        "confidence": iv.confidence,
+        "method": "percentile bootstrap",
+    }
+    result["model_intervals"] = {m: pair(i) for m, i in iv.model.items()}
+    for name, entry in result["scores"].items():
+        entry["intervals"] = {m: pair(i) for m, i in iv.scores.get(name, {}).items()}
+    return result
+
+
+def result_document(
+    evals: Sequence[Evaluation],
+    *,
+    command: str = "score",
+    intervals: Sequence[EvaluationIntervals | None] | None = None,
+) -> dict[str, Any]:
+    """The versioned JSON document that ``--format json`` writes (and ``gate`` reads).
+
+    With ``intervals`` (``score --bootstrap``) each result also holds
+    ``bootstrap``, ``model_intervals`` and per-score ``intervals`` as
+    ``[low, high]`` fractions.
+    """
     from sc_eval import __version__
 
     names: list[str] = list(MODEL_METRICS)
     for ev in evals:
         names += [m for m in ev.metric_names if m not in names]
+    ivs = list(intervals) if intervals is not None else [None] * len(evals)
+    results = [
+        _add_intervals(evaluation_dict(ev), iv) if iv is not None else evaluation_dict(ev)
+        for ev, iv in zip(evals, ivs, strict=True)
+    ]
     return {
         "schema": RESULT_SCHEMA,
         "version": RESULT_VERSION,
@@ -237,31 +314,45 @@ def result_document(evals: Sequence[Evaluation], *, command: str = "score") -> d
         "metrics": {
             m: {"higher_is_better": metric_info(m)[0], "unit": metric_info(m)[2]} for m in names
         },
-        "results": [evaluation_dict(ev) for ev in evals],
+        "results": results,
     }
 
 
-def render_json(evals: Sequence[Evaluation], **_: Any) -> str:
-    return json.dumps(result_document(evals), indent=2, allow_nan=False) + "\n"
+def render_json(evals: Sequence[Evaluation], **kwargs: Any) -> str:
+    doc = result_document(evals, intervals=kwargs.get("intervals"))
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 
 def render_csv(evals: Sequence[Evaluation], **kwargs: Any) -> str:
+    """Long format, one row per value; with intervals, ``low`` and ``high`` columns too."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    ivs = _intervals(kwargs, len(evals))
+    with_ci = any(iv is not None for iv in ivs)
     w.writerow(
         ["source", "score", "params", "metric", "value", "unit", "higher_is_better", "convention"]
+        + (["low", "high", "confidence"] if with_ci else [])
     )
-    for ev in evals:
+
+    def ci(i: Interval | None) -> list[str]:
+        if not with_ci:
+            return []
+        if i is None:
+            return ["", "", ""]
+        return [_csv_num(i.low), _csv_num(i.high), repr(i.confidence)]
+
+    for ev, iv in zip(evals, ivs, strict=True):
         for name, v in ev.model_metrics.items():
             hib, _, unit = metric_info(name)
-            w.writerow([ev.source, "", "", name, _csv_num(v), unit, hib, ev.convention])
+            model_ci = ci(iv.model.get(name) if iv is not None else None)
+            w.writerow([ev.source, "", "", name, _csv_num(v), unit, hib, ev.convention, *model_ci])
         for s in ev.scores.values():
             p = ";".join(f"{k}={v:g}" for k, v in s.params.items())
+            score_ivs = iv.scores.get(s.name, {}) if iv is not None else {}
             for name, value in s.metrics.items():
                 higher, _, unit_name = metric_info(name)
-                w.writerow(
-                    [ev.source, s.name, p, name, _csv_num(value), unit_name, higher, ev.convention]
-                )
+                row = [ev.source, s.name, p, name, _csv_num(value), unit_name, higher]
+                w.writerow([*row, ev.convention, *ci(score_ivs.get(name))])
     return buf.getvalue()
 
 
@@ -280,3 +371,324 @@ FORMATS: dict[str, Callable[..., str]] = {
 def render(evals: Sequence[Evaluation], fmt: str, **kwargs: Any) -> str:
     """Render evaluations in format ``fmt`` (a key of :data:`FORMATS`)."""
     return FORMATS[fmt](evals, **kwargs)
+
+
+# --------------------------------------------------------------------------- compare
+COMPARISON_SCHEMA = "sc-eval/comparison"
+COMPARISON_VERSION = 1
+
+Line = tuple[str, str]
+"""One line of a table cell: ``(text, style)``; style is a Rich style ('' = plain)."""
+
+
+@dataclass(frozen=True)
+class StyledGrid:
+    """A titled table whose cells are lists of styled lines (drawn by Rich or as Markdown)."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[list[Line]]]
+
+
+def fmt_delta(name: str, value: float) -> str:
+    """Signed difference in display units (percentage points for percent metrics)."""
+    if math.isnan(value):
+        return "n/a"
+    _, percent, _ = metric_info(name)
+    return f"{100 * value:+.2f}" if percent else f"{value:+.4f}"
+
+
+def fmt_p(p: float) -> str:
+    if math.isnan(p):
+        return "p n/a"
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def delta_style(name: str, cell: MetricComparison) -> str:
+    """``green`` when the model is better than the reference, ``red`` when worse, ``bold``
+    added when the interval of the difference excludes 0."""
+    d = cell.delta
+    if d is None or math.isnan(d.estimate) or d.estimate == 0:
+        return ""
+    better = (d.estimate > 0) == metric_info(name)[0]
+    colour = "green" if better else "red"
+    return f"bold {colour}" if d.excludes_zero else colour
+
+
+def _compare_cell(name: str, cell: MetricComparison) -> list[Line]:
+    lines: list[Line] = [(fmt_value(name, cell.value), "")]
+    d = cell.delta
+    if d is None:
+        return lines
+    style = delta_style(name, cell)
+    if math.isnan(d.low):
+        lines.append((f"Δ {fmt_delta(name, d.estimate)}", style))
+        return lines
+    lines.append((f"Δ {fmt_delta(name, d.estimate)} ({fmt_p(d.p_value)})", style))
+    lines.append((f"[{fmt_delta(name, d.low)}, {fmt_delta(name, d.high)}]", style))
+    return lines
+
+
+def _model_cell(row: ModelRow) -> list[Line]:
+    lines: list[Line] = [(row.model, "bold" if row.is_reference else "")]
+    if row.is_reference:
+        lines.append(("(reference)", "dim"))
+    params = format_params(row.params, row.tuned)
+    if params:
+        lines.append((params, "dim"))
+    return lines
+
+
+def comparison_grids(cmp: Comparison) -> list[StyledGrid]:
+    """One table per score: a row per model, a column per metric, Δ under each value."""
+    headers = ["model", *(header(m) for m in cmp.metrics)]
+    out = []
+    for sc in cmp.scores:
+        rows = [
+            [_model_cell(r), *(_compare_cell(m, r.metrics[m]) for m in cmp.metrics)]
+            for r in sc.rows
+        ]
+        out.append(StyledGrid(f"{sc.score} — Δ = model − reference", headers, rows))
+    return out
+
+
+def comparison_lines(cmp: Comparison, *, colour: bool = True) -> tuple[str, list[str]]:
+    """The heading line and the notes (best pair, how intervals were made, legend)."""
+    head = (
+        f"compare: reference {cmp.reference} vs {', '.join(cmp.models[1:])}; "
+        f"N={cmp.n} samples matched by {cmp.alignment}; AURC convention={cmp.convention}"
+    )
+    notes = []
+    if cmp.best is not None:
+        b = cmp.best
+        unit = "%" if metric_info(b.metric)[1] else ""
+        label = header(b.metric).removesuffix(" (%)")
+        notes.append(
+            f"best (model, score) by {label}: {b.model} × {b.score} "
+            f"({label} {fmt_value(b.metric, b.value)}{unit})"
+        )
+    tuning = cmp.evaluations[0].tuning if cmp.evaluations else None
+    if tuning:  # the split is the same for every model; the decisions are per model
+        shared = ("split", "val", "fraction", "seed", "n_tune", "n_eval")
+        notes.append(_tuning_line({k: tuning[k] for k in shared if k in tuning}))
+        for model, ev in zip(cmp.models, cmp.evaluations, strict=True):
+            if ev.tuning and ev.tuning.get("decisions"):
+                notes.append(f"{model}: {ev.tuning['decisions']}")
+    if cmp.bootstrap is not None:
+        bs = cmp.bootstrap
+        notes.append(
+            f"Δ [low, high]: {100 * bs.confidence:g}% paired percentile bootstrap interval, "
+            f"B={bs.n_boot}, seed={bs.seed}; p: two-sided bootstrap p-value of Δ = 0"
+        )
+    else:
+        notes.append("no bootstrap (--bootstrap 0): differences without intervals")
+    legend = "green = better than the reference, red = worse, " if colour else ""
+    notes.append(
+        f"percent metrics and their Δ in % (percentage points); {legend}bold = interval excludes 0"
+    )
+    return head, notes
+
+
+def render_comparison_table(cmp: Comparison, *, console: Any = None, **_: Any) -> str:
+    """Rich tables (printed to ``console`` when given, else returned as plain text)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = console or Console(file=buf, no_color=True, width=160, highlight=False)
+    head, notes = comparison_lines(cmp)
+    console.print(f"[bold]{escape(head)}[/bold]")
+    for g in comparison_grids(cmp):
+        t = Table(title=escape(g.title), title_justify="left", show_lines=True)
+        for j, h in enumerate(g.headers):
+            t.add_column(h, justify="left" if j == 0 else "right", overflow="fold")
+        for row in g.rows:
+            t.add_row(
+                *[
+                    "\n".join(
+                        f"[{style}]{escape(text)}[/{style}]" if style else escape(text)
+                        for text, style in cell
+                    )
+                    for cell in row
+                ]
+            )
+        console.print(t)
+    for line in notes:
+        console.print(f"[dim]{escape(line)}[/dim]")
+    console.print()
+    return buf.getvalue()
+
+
+def render_comparison_markdown(cmp: Comparison, **_: Any) -> str:
+    """GitHub Markdown: one table per score, lines of a cell joined by ``<br>``,
+    significant differences in bold."""
+    head, notes = comparison_lines(cmp, colour=False)
+    parts = [f"### sc-eval compare\n\n{head}\n"]
+    for g in comparison_grids(cmp):
+        lines = [f"**{g.title}**", "", "| " + " | ".join(g.headers) + " |"]
+        lines.append(
+            "|" + "|".join("---" if j == 0 else "---:" for j in range(len(g.headers))) + "|"
+        )
+        for row in g.rows:
+            cells = [
+                "<br>".join(f"**{t}**" if "bold" in st else t for t, st in cell) for cell in row
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+    parts.append("\n".join(f"- {n}" for n in notes) + "\n")
+    return "\n".join(parts)
+
+
+def _interval_dict(i: Interval | None) -> dict[str, Any] | None:
+    return None if i is None else {"low": i.low, "high": i.high}
+
+
+def comparison_document(cmp: Comparison) -> dict[str, Any]:
+    """The versioned JSON document of ``sc-eval compare --format json``.
+
+    ``comparisons[*].rows[*].metrics[m]`` holds ``value``, its ``interval``
+    and, for every model but the reference, ``delta`` = value − reference with
+    ``low``, ``high`` and ``p_value`` (fractions; null where undefined or
+    without bootstrap). ``results`` holds each model's full evaluation as in
+    ``sc-eval score --format json``.
+    """
+    from sc_eval import __version__
+
+    names = list(dict.fromkeys([*cmp.metrics, *MODEL_METRICS]))
+    bs = cmp.bootstrap
+    doc = {
+        "schema": COMPARISON_SCHEMA,
+        "version": COMPARISON_VERSION,
+        "tool": f"sc-eval {__version__}",
+        "command": "compare",
+        "units": "fractions (multiply by 100 for %); nll in nats; delta = model - reference",
+        "metrics": {
+            m: {"higher_is_better": metric_info(m)[0], "unit": metric_info(m)[2]} for m in names
+        },
+        "reference": cmp.reference,
+        "models": list(cmp.models),
+        "n": cmp.n,
+        "alignment": cmp.alignment,
+        "convention": cmp.convention,
+        "bootstrap": None
+        if bs is None
+        else {
+            "n_boot": bs.n_boot,
+            "seed": bs.seed,
+            "confidence": bs.confidence,
+            "method": bs.method,
+        },
+        "best": None
+        if cmp.best is None
+        else {
+            "model": cmp.best.model,
+            "score": cmp.best.score,
+            "metric": cmp.best.metric,
+            "value": cmp.best.value,
+        },
+        "comparisons": [
+            {
+                "score": sc.score,
+                "rows": [
+                    {
+                        "model": r.model,
+                        "reference": r.is_reference,
+                        "params": r.params,
+                        "tuned": r.tuned,
+                        "metrics": {
+                            m: {
+                                "value": c.value,
+                                "interval": _interval_dict(c.interval),
+                                "delta": None
+                                if c.delta is None
+                                else {
+                                    "estimate": c.delta.estimate,
+                                    "low": c.delta.low,
+                                    "high": c.delta.high,
+                                    "p_value": c.delta.p_value,
+                                    "excludes_zero": c.delta.excludes_zero,
+                                },
+                            }
+                            for m, c in r.metrics.items()
+                        },
+                    }
+                    for r in sc.rows
+                ],
+            }
+            for sc in cmp.scores
+        ],
+    }
+    doc = _clean(doc)
+    doc["results"] = [evaluation_dict(ev) for ev in cmp.evaluations]
+    return doc
+
+
+def render_comparison_json(cmp: Comparison, **_: Any) -> str:
+    return json.dumps(comparison_document(cmp), indent=2, allow_nan=False) + "\n"
+
+
+def render_comparison_csv(cmp: Comparison, **kwargs: Any) -> str:
+    """Long format: one row per (score, model, metric) with value, interval, Δ and p."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        [
+            "score",
+            "model",
+            "reference",
+            "params",
+            "metric",
+            "value",
+            "low",
+            "high",
+            "delta",
+            "delta_low",
+            "delta_high",
+            "p_value",
+            "unit",
+            "higher_is_better",
+            "convention",
+        ]
+    )
+    for sc in cmp.scores:
+        for r in sc.rows:
+            p = ";".join(f"{k}={v:g}" for k, v in r.params.items())
+            for m, c in r.metrics.items():
+                hib, _, unit = metric_info(m)
+                iv = c.interval
+                d = c.delta
+                w.writerow(
+                    [
+                        sc.score,
+                        r.model,
+                        r.is_reference,
+                        p,
+                        m,
+                        _csv_num(c.value),
+                        "" if iv is None else _csv_num(iv.low),
+                        "" if iv is None else _csv_num(iv.high),
+                        "" if d is None else _csv_num(d.estimate),
+                        "" if d is None else _csv_num(d.low),
+                        "" if d is None else _csv_num(d.high),
+                        "" if d is None else _csv_num(d.p_value),
+                        unit,
+                        hib,
+                        cmp.convention,
+                    ]
+                )
+    return buf.getvalue()
+
+
+COMPARE_FORMATS: dict[str, Callable[..., str]] = {
+    "table": render_comparison_table,
+    "json": render_comparison_json,
+    "csv": render_comparison_csv,
+    "markdown": render_comparison_markdown,
+}
+
+
+def render_comparison(cmp: Comparison, fmt: str, **kwargs: Any) -> str:
+    """Render a :class:`~sc_eval.compare.Comparison` in format ``fmt`` (a key of
+    :data:`COMPARE_FORMATS`)."""
+    return COMPARE_FORMATS[fmt](cmp, **kwargs)

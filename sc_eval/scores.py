@@ -28,7 +28,19 @@ import numpy as np
 
 from sc_eval.errors import UsageError, unknown_name
 
-__all__ = ["DEFAULT_SCORES", "SCORES", "RowStats", "Score", "get_score", "pnorm_normalise"]
+__all__ = [
+    "DEFAULT_SCORES",
+    "MSP_FALLBACK",
+    "SCORES",
+    "RowStats",
+    "Score",
+    "get_score",
+    "pnorm_normalise",
+]
+
+#: Flag parameter of ``maxlogit-pnorm``: 1 means rank by MSP instead (Cattelan & Silva's
+#: fall-back, chosen by tuning when MSP has the lower AURC on the tuning split).
+MSP_FALLBACK = "msp_fallback"
 
 
 class RowStats:
@@ -272,6 +284,8 @@ def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
 
 
 def _maxlogit_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    if params.get(MSP_FALLBACK):
+        return _msp(s, params)
     # max_j (z_j - mu) / ||z - mu||_p = (z_top - mu) / ||z - mu||_p: one norm per row
     p = params["p"]
     if p == 0:
@@ -315,6 +329,9 @@ class Score:
     tuning : str or None
         How the parameters are tuned when a tuning split is given: ``"aurc"``
         (grid minimising AURC), ``"nll"`` (temperature by likelihood) or None.
+    flags : tuple of str
+        Optional parameters absent from ``defaults`` that :meth:`resolve` keeps
+        when given (e.g. :data:`MSP_FALLBACK`, set only by tuning).
     higher_is_better : bool
         Always True: a confidence, higher is accepted first.
     """
@@ -325,13 +342,14 @@ class Score:
     description: str
     defaults: Mapping[str, float] = field(default_factory=dict)
     tuning: str | None = None
+    flags: tuple[str, ...] = ()
     higher_is_better: bool = True
 
     def resolve(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
         """Default parameters updated with ``overrides`` that this score takes."""
         params = dict(self.defaults)
         for k, v in (overrides or {}).items():
-            if k in params:
+            if k in params or k in self.flags:
                 params[k] = float(v)
         return params
 
@@ -358,6 +376,7 @@ SCORES: dict[str, Score] = {
             "max_j (z_j - mean z) / ||z - mean z||_p (p = 0: plain max logit)",
             {"p": 2.0},
             tuning="aurc",
+            flags=(MSP_FALLBACK,),
         ),
         Score(
             "msp-pnorm",

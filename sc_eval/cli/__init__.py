@@ -20,11 +20,43 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 __all__ = ["app", "main"]
 
+
+class _OneLineErrors(TyperGroup):
+    """Report Click's own usage errors (unknown option, bad or missing value) as one
+    ``sc-eval: error:`` line on stderr, exit 2, like every other bad input."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:  # typer < 0.24 uses the click package
+        from click.exceptions import UsageError  # type: ignore[no-redef]
+    try:
+        yield
+    except UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `sc-eval`: show the help
+            raise
+        message = " ".join(e.format_message().split()).rstrip(".") + "."
+        hint = f" See '{e.ctx.command_path} --help'." if e.ctx is not None else ""
+        raise fail(f"{message}{hint}", e.exit_code) from None
+
+
 app = typer.Typer(
     name="sc-eval",
+    cls=_OneLineErrors,
     help="Selective-classification evaluation: does your classifier know when it is wrong?",
     no_args_is_help=True,
     add_completion=False,
@@ -129,4 +161,9 @@ def main() -> None:
 
 
 # Register the commands (their modules import only typer and stdlib at top level).
+from sc_eval.cli import compare as _compare  # noqa: E402,F401
+from sc_eval.cli import demo as _demo  # noqa: E402,F401
+from sc_eval.cli import gate as _gate  # noqa: E402,F401
+from sc_eval.cli import infer as _infer  # noqa: E402,F401
 from sc_eval.cli import score as _score  # noqa: E402,F401
+from sc_eval.cli import threshold as _threshold  # noqa: E402,F401

@@ -84,6 +84,71 @@ ChunkSize = Annotated[
     ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+Seed = Annotated[
+    int,
+    typer.Option("--seed", help="Seed of every random step (bootstrap resamples, tuning split)."),
+]
+TuneSplit = Annotated[
+    float | None,
+    typer.Option(
+        "--tune-split",
+        metavar="FRACTION",
+        help="Tune maxlogit-pnorm / msp-pnorm / msp-ts on this seeded random fraction of "
+        "each input (e.g. 0.1); every score is then reported on the other samples only.",
+    ),
+]
+Tune = Annotated[
+    bool,
+    typer.Option("--tune", help="Same as --tune-split 0.1 (tune on a random 10% of the input)."),
+]
+Val = Annotated[
+    Path | None,
+    typer.Option(
+        "--val",
+        metavar="FILE",
+        help="Tune on this separate predictions file (same classes) instead of a split; "
+        "the inputs are then evaluated whole.",
+    ),
+]
+Bootstrap = Annotated[
+    int,
+    typer.Option(
+        "--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0 = none)."
+    ),
+]
+Confidence = Annotated[
+    float,
+    typer.Option("--confidence", min=0.5, max=0.9999, help="Coverage of the bootstrap intervals."),
+]
+Plot = Annotated[
+    Path | None,
+    typer.Option(
+        "--plot",
+        help="Also draw risk–coverage and generalised-risk curves (with the oracle) to "
+        "this .png or .svg file (needs: pip install 'sc-eval[plot]').",
+    ),
+]
+By = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="Per-slice tables instead: 'class' (true label) or 'group' (needs --groups-key).",
+    ),
+]
+GroupsKey = Annotated[
+    str | None,
+    typer.Option(
+        "--groups-key", help="Name of a 1-D integer/string vector in the file to slice by."
+    ),
+]
+AtCoverage = Annotated[
+    float,
+    typer.Option(
+        "--at-coverage",
+        help="With --by: global coverage of the one threshold at which each slice's "
+        "coverage and selective risk are read.",
+    ),
+]
 
 
 def check_format(fmt: str) -> str:
@@ -150,3 +215,336 @@ def score_params(pnorm_p: float | None, temperature: float | None) -> dict[str, 
         if fixed:
             out[name] = fixed
     return out
+
+
+def tuning_options(
+    tune: bool, tune_split: float | None, val: Path | None, keys: Any
+) -> dict[str, Any]:
+    """``--tune`` / ``--tune-split`` / ``--val`` → the ``tune_split`` and ``val`` of
+    :class:`~sc_eval.pipeline.EvalOptions` (at most one of the three)."""
+    from sc_eval.errors import UsageError
+    from sc_eval.tuning import DEFAULT_TUNE_FRACTION
+
+    flags = (("--tune", tune), ("--tune-split", tune_split is not None), ("--val", val is not None))
+    given = [name for name, on in flags if on]
+    if len(given) > 1:
+        raise UsageError(f"give only one of {' and '.join(given)}")
+    if tune:
+        tune_split = DEFAULT_TUNE_FRACTION
+    if tune_split is not None and not 0.0 < tune_split < 1.0:
+        raise UsageError(f"--tune-split must be a fraction in (0, 1), got {tune_split}")
+    if val is None:
+        return {"tune_split": tune_split, "val": None}
+    from sc_eval.sources import load_source
+
+    return {"tune_split": None, "val": load_source(val, keys=keys)}
+
+
+# --------------------------------------------------------------------------- checkpoints
+# Options of commands that accept model checkpoints as sources (run on --data,
+# predictions cached). `with_checkpoint_options` adds them all to a command and
+# hands the command one `checkpoint` argument (a CheckpointOptions or None).
+_CKPT = "Checkpoints (inference on --data)"
+Data = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Inputs for checkpoint sources: a tensor file (inputs, labels) or an image "
+        "folder (one sub-folder per class).",
+        rich_help_panel=_CKPT,
+    ),
+]
+Arch = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Network for state_dict checkpoints: timm:NAME, torchvision:NAME or "
+        "package.module:callable.",
+        rich_help_panel=_CKPT,
+    ),
+]
+ArchKwargs = Annotated[
+    str | None,
+    typer.Option(
+        "--arch-kwargs", help="JSON object of keyword arguments for --arch.", rich_help_panel=_CKPT
+    ),
+]
+NumClasses = Annotated[
+    int | None,
+    typer.Option(
+        "--num-classes", min=2, help="Passed to --arch as num_classes.", rich_help_panel=_CKPT
+    ),
+]
+StateDictKey = Annotated[
+    str | None,
+    typer.Option(
+        "--state-dict-key",
+        help="Entry of the checkpoint dict holding the weights, e.g. state_dict_ema "
+        "(default: state_dict, model, … or the dict itself).",
+        rich_help_panel=_CKPT,
+    ),
+]
+TrustPickle = Annotated[
+    bool,
+    typer.Option(
+        "--trust-pickle",
+        help="Allow checkpoints holding pickled Python objects (e.g. a whole nn.Module). "
+        "Unpickling runs code from the file: only for files you trust.",
+        rich_help_panel=_CKPT,
+    ),
+]
+BatchSize = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", min=1, help="Inference batch size (halved on out-of-memory).",
+        rich_help_panel=_CKPT,
+    ),
+]  # fmt: skip
+Device = Annotated[
+    str,
+    typer.Option("--device", help="auto | cpu | cuda | cuda:INDEX.", rich_help_panel=_CKPT),
+]
+Amp = Annotated[
+    str | None,
+    typer.Option("--amp", help="Autocast dtype: bf16 | fp16.", rich_help_panel=_CKPT),
+]
+ChannelsLast = Annotated[
+    bool,
+    typer.Option(
+        "--channels-last", help="Channels-last memory format for 4-D inputs.",
+        rich_help_panel=_CKPT,
+    ),
+]  # fmt: skip
+Compile = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the network.", rich_help_panel=_CKPT)
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="DataLoader worker processes (default: 0 for tensor files, up to 8 for images).",
+        rich_help_panel=_CKPT,
+    ),
+]
+ImageSize = Annotated[
+    int,
+    typer.Option(
+        "--image-size", min=1, help="Centre-crop size for image folders.", rich_help_panel=_CKPT
+    ),
+]
+ResizeSize = Annotated[
+    int | None,
+    typer.Option(
+        "--resize-size",
+        min=1,
+        help="Shorter side before the crop (default: image size / 0.875).",
+        rich_help_panel=_CKPT,
+    ),
+]
+Mean = Annotated[
+    str | None,
+    typer.Option(
+        "--mean", help="Normalisation mean, e.g. 0.5,0.5,0.5 (default: ImageNet).",
+        rich_help_panel=_CKPT,
+    ),
+]  # fmt: skip
+Std = Annotated[
+    str | None,
+    typer.Option(
+        "--std", help="Normalisation std (default: ImageNet).", rich_help_panel=_CKPT
+    ),
+]  # fmt: skip
+Interpolation = Annotated[
+    str,
+    typer.Option(
+        "--interpolation", help="Resize filter: bilinear | bicubic | nearest | lanczos.",
+        rich_help_panel=_CKPT,
+    ),
+]  # fmt: skip
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where checkpoint predictions are cached (default: $SC_EVAL_CACHE or "
+        "~/.cache/sc-eval).",
+        rich_help_panel=_CKPT,
+    ),
+]
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache", help="Always run inference; do not read or write the cache.",
+        rich_help_panel=_CKPT,
+    ),
+]  # fmt: skip
+#: Annotation of the ``checkpoint`` parameter that :func:`with_checkpoint_options` fills.
+CheckpointArg = Any
+
+CHECKPOINT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+    ("data", Data, None),
+    ("arch", Arch, None),
+    ("arch_kwargs", ArchKwargs, None),
+    ("num_classes", NumClasses, None),
+    ("state_dict_key", StateDictKey, None),
+    ("trust_pickle", TrustPickle, False),
+    ("batch_size", BatchSize, 256),
+    ("device", Device, "auto"),
+    ("amp", Amp, None),
+    ("channels_last", ChannelsLast, False),
+    ("compile_model", Compile, False),
+    ("workers", Workers, None),
+    ("image_size", ImageSize, 224),
+    ("resize_size", ResizeSize, None),
+    ("mean", Mean, None),
+    ("std", Std, None),
+    ("interpolation", Interpolation, "bilinear"),
+    ("cache_dir", CacheDir, None),
+    ("no_cache", NoCache, False),
+)
+
+
+def floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    """``"0.5, 0.5,0.5"`` → ``(0.5, 0.5, 0.5)``; None stays None."""
+    from sc_eval.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(t) for t in split_list(text))
+    except ValueError:
+        raise UsageError(f"{option} expects comma-separated numbers, got '{text}'") from None
+
+
+def model_spec(
+    arch: str | None = None,
+    arch_kwargs: str | None = None,
+    num_classes: int | None = None,
+    state_dict_key: str | None = None,
+    trust_pickle: bool = False,
+) -> Any:
+    """A :class:`sc_eval.models.ModelSpec` from the raw option values."""
+    import json
+
+    from sc_eval.errors import UsageError
+    from sc_eval.models import ModelSpec
+
+    kwargs: Any = {}
+    if arch_kwargs:
+        try:
+            kwargs = json.loads(arch_kwargs)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--arch-kwargs is not valid JSON: {e}") from None
+        if not isinstance(kwargs, dict):
+            raise UsageError(f"--arch-kwargs must be a JSON object, got {arch_kwargs!r}")
+    return ModelSpec(arch, kwargs, num_classes, state_dict_key, trust_pickle)
+
+
+def image_transform(
+    image_size: int = 224,
+    resize_size: int | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    interpolation: str = "bilinear",
+) -> Any:
+    """A :class:`sc_eval.data.ImageTransform` from the raw option values."""
+    from sc_eval.data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
+
+    return ImageTransform(
+        image_size,
+        resize_size,
+        floats(mean, "--mean") or IMAGENET_MEAN,
+        floats(std, "--std") or IMAGENET_STD,
+        interpolation.lower(),
+    )
+
+
+def infer_options(
+    batch_size: int = 256,
+    device: str = "auto",
+    amp: str | None = None,
+    channels_last: bool = False,
+    compile_model: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Any:
+    """A :class:`sc_eval.infer.InferOptions` from the raw option values."""
+    from sc_eval.infer import InferOptions
+
+    amp = amp.lower() if amp else None
+    return InferOptions(batch_size, device, amp, channels_last, compile_model, workers, progress)
+
+
+def checkpoint_options(
+    data: Path | None = None,
+    *,
+    arch: str | None = None,
+    arch_kwargs: str | None = None,
+    num_classes: int | None = None,
+    state_dict_key: str | None = None,
+    trust_pickle: bool = False,
+    batch_size: int = 256,
+    device: str = "auto",
+    amp: str | None = None,
+    channels_last: bool = False,
+    compile_model: bool = False,
+    workers: int | None = None,
+    image_size: int = 224,
+    resize_size: int | None = None,
+    mean: str | None = None,
+    std: str | None = None,
+    interpolation: str = "bilinear",
+    cache_dir: Path | None = None,
+    no_cache: bool = False,
+) -> Any:
+    """A :class:`sc_eval.sources.CheckpointOptions` (None without ``--data``)."""
+    if data is None:
+        return None
+    from sc_eval.sources import CheckpointOptions
+
+    return CheckpointOptions(
+        data=data,
+        model=model_spec(arch, arch_kwargs, num_classes, state_dict_key, trust_pickle),
+        transform=image_transform(image_size, resize_size, mean, std, interpolation),
+        run=infer_options(batch_size, device, amp, channels_last, compile_model, workers),
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
+    )
+
+
+def with_checkpoint_options(fn: Any) -> Any:
+    """Give a command every checkpoint option (in their own help panel) and call it with
+    ``checkpoint=`` a :class:`~sc_eval.sources.CheckpointOptions` (None without
+    ``--data``) instead.
+
+    The command declares ``checkpoint: o.CheckpointArg = None``; the options are
+    inserted before its ``debug`` parameter (or at the end).
+    """
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn, eval_str=True)
+    kept = [p for p in sig.parameters.values() if p.name != "checkpoint"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in CHECKPOINT_PARAMS
+    ]
+    at = next((i for i, p in enumerate(kept) if p.name == "debug"), len(kept))
+    kept = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD and i >= at
+        else p
+        for i, p in enumerate(kept)
+    ]
+    params = kept[:at] + added + kept[at:]
+    names = [name for name, _, _ in CHECKPOINT_PARAMS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in names if name in kwargs}
+        kwargs["checkpoint"] = checkpoint_options(**given)
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper

@@ -13,9 +13,10 @@ from sc_eval.cli import options as o
 
 @app.command()
 @handle_errors
+@o.with_checkpoint_options
 def score(
     sources: Annotated[
-        list[Path], typer.Argument(help="Predictions files (.safetensors, .npz, .pt/.pth).")
+        list[Path], typer.Argument(help="Predictions files, or model checkpoints run on --data.")
     ],
     scores: o.Scores = None,
     metrics: o.Metrics = None,
@@ -24,6 +25,9 @@ def score(
     aurc_convention: o.Convention = "mean",
     pnorm_p: o.PnormP = None,
     temperature: o.Temperature = None,
+    tune: o.Tune = False,
+    tune_split: o.TuneSplit = None,
+    val: o.Val = None,
     fmt: o.Format = "table",
     output: o.Output = None,
     logits_key: o.LogitsKey = None,
@@ -31,14 +35,31 @@ def score(
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
     chunk_size: o.ChunkSize = None,
+    bootstrap: o.Bootstrap = 0,
+    seed: o.Seed = 0,
+    confidence: o.Confidence = 0.95,
+    plot: o.Plot = None,
+    by: o.By = None,
+    groups_key: o.GroupsKey = None,
+    at_coverage: o.AtCoverage = 0.9,
+    checkpoint: o.CheckpointArg = None,
     debug: o.Debug = False,
 ) -> None:
-    """Evaluate selective classification of saved predictions: one table per file."""
+    """Evaluate selective classification of saved predictions: one table per file.
+
+    With --by class|group: per-slice n, accuracy, AURC, and coverage and selective
+    risk at one global threshold (--at-coverage), worst slice first.
+    """
     from sc_eval.pipeline import EvalOptions, evaluate_source
     from sc_eval.report import render
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt)
+    if plot is not None:
+        from sc_eval.plot import check_plot_path
+
+        check_plot_path(plot)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
     opts = EvalOptions(
         scores=tuple(o.score_names(scores)),
         params=o.score_params(pnorm_p, temperature),
@@ -47,11 +68,41 @@ def score(
         risks=o.risks(risks),
         convention=o.convention(aurc_convention),
         chunk_size=chunk_size,
+        seed=seed,
+        **o.tuning_options(tune, tune_split, val, keys),
     )
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
-    evals = [evaluate_source(load_source(src, keys=keys), opts)[0] for src in sources]
+    if by is not None or groups_key is not None:
+        from sc_eval.slices import render as render_slices
+        from sc_eval.slices import slice_sources
+
+        tables = slice_sources(
+            sources, opts, keys=keys, by=by or "group", groups_key=groups_key, coverage=at_coverage
+        )
+        if fmt == "table" and output is None:
+            with stdout_console() as console:
+                render_slices(tables, fmt, console=console)
+            return
+        emit(render_slices(tables, fmt), output)
+        return
+    results = [
+        evaluate_source(load_source(src, keys=keys, checkpoint=checkpoint), opts) for src in sources
+    ]
+    evals = [ev for ev, _ in results]
+    extra: dict[str, object] = {}
+    if bootstrap:
+        from sc_eval.stats import evaluation_intervals
+
+        extra["intervals"] = [
+            evaluation_intervals(ev, s, n_boot=bootstrap, seed=seed, confidence=confidence)
+            for ev, s in results
+        ]
+    if plot is not None:
+        from sc_eval.plot import plot_risk_coverage
+
+        plot_risk_coverage([(ev.source, s) for ev, s in results], plot)
+        typer.echo(f"sc-eval: wrote {plot}", err=True)
     if fmt == "table" and output is None:
         with stdout_console() as console:
-            render(evals, fmt, console=console)
+            render(evals, fmt, console=console, **extra)
         return
-    emit(render(evals, fmt), output)
+    emit(render(evals, fmt, **extra), output)

@@ -1,0 +1,116 @@
+"""``sc-eval compare``: several models on the same samples, paired-bootstrap differences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sc_eval.cli import app, emit, handle_errors, stdout_console
+from sc_eval.cli import options as o
+
+CompareMetrics = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics",
+        "-m",
+        help="Comma-separated metrics (default: aurc, e-aurc, augrc, auroc; acc is always "
+        "shown; model metrics such as ece add columns).",
+    ),
+]
+CompareCoverages = Annotated[
+    str | None,
+    typer.Option(
+        "--coverages", help="Coverages in (0, 1] for risk@coverage columns (default: 0.95,0.9,0.8)."
+    ),
+]
+CompareRisks = Annotated[
+    str | None,
+    typer.Option(
+        "--risks", help="Target risks in [0, 1] for coverage@risk columns (default: none)."
+    ),
+]
+
+
+@app.command()
+@handle_errors
+@o.with_checkpoint_options
+def compare(
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Two or more predictions files (or checkpoints run on --data) on the same "
+            "samples; the first is the reference."
+        ),
+    ],
+    scores: o.Scores = None,
+    metrics: CompareMetrics = None,
+    coverages: CompareCoverages = None,
+    risks: CompareRisks = None,
+    aurc_convention: o.Convention = "mean",
+    pnorm_p: o.PnormP = None,
+    temperature: o.Temperature = None,
+    tune: o.Tune = False,
+    tune_split: o.TuneSplit = None,
+    val: o.Val = None,
+    bootstrap: o.Bootstrap = 1000,
+    seed: o.Seed = 0,
+    confidence: o.Confidence = 0.95,
+    fmt: o.Format = "table",
+    output: o.Output = None,
+    plot: o.Plot = None,
+    logits_key: o.LogitsKey = None,
+    probs_key: o.ProbsKey = None,
+    labels_key: o.LabelsKey = "labels",
+    index_key: o.IndexKey = "index",
+    chunk_size: o.ChunkSize = None,
+    checkpoint: o.CheckpointArg = None,
+    debug: o.Debug = False,
+) -> None:
+    """Compare models on the same samples: Δ against the first, with paired-bootstrap
+    intervals and p-values.
+
+    Samples are matched row by row (labels must agree) or, when every file has an
+    'index' tensor, by sample id.
+    """
+    from sc_eval.compare import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS
+    from sc_eval.compare import compare as run_compare
+    from sc_eval.errors import UsageError
+    from sc_eval.pipeline import EvalOptions
+    from sc_eval.report import COMPARE_FORMATS, render_comparison
+    from sc_eval.sources import KeyOptions, load_source
+
+    fmt = o.check_format(fmt)
+    if fmt not in COMPARE_FORMATS:
+        raise UsageError(f"compare cannot write format '{fmt}'")
+    if len(sources) < 2:
+        raise UsageError("compare needs at least two sources (the first is the reference)")
+    if plot is not None:
+        from sc_eval.plot import check_plot_path
+
+        check_plot_path(plot)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    opts = EvalOptions(
+        scores=tuple(o.score_names(scores)),
+        params=o.score_params(pnorm_p, temperature),
+        metrics=tuple(o.metric_names(metrics) if metrics else DEFAULT_COMPARE_METRICS),
+        coverages=o.coverages(coverages) if coverages else DEFAULT_COMPARE_COVERAGES,
+        risks=o.risks(risks) if risks else (),
+        convention=o.convention(aurc_convention),
+        chunk_size=chunk_size,
+        seed=seed,
+        **o.tuning_options(tune, tune_split, val, keys),
+    )
+    preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
+    result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence)
+    if plot is not None:
+        from sc_eval.plot import plot_risk_coverage
+
+        plot_risk_coverage(list(zip(result.models, result.samples, strict=True)), plot)
+        typer.echo(f"sc-eval: wrote {plot}", err=True)
+    if fmt == "table" and output is None:
+        with stdout_console() as console:
+            render_comparison(result, fmt, console=console)
+        return
+    emit(render_comparison(result, fmt), output)

@@ -1,0 +1,255 @@
+"""``sc-eval gate``: exit 1 when selective classification regressed against a baseline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sc_eval.cli import app, emit, handle_errors, split_list, stdout_console
+from sc_eval.cli import options as o
+
+
+@app.command()
+@handle_errors
+@o.with_checkpoint_options
+def gate(
+    candidate: Annotated[
+        Path, typer.Argument(help="Candidate predictions file, or a checkpoint run on --data.")
+    ],
+    baseline: Annotated[
+        Path,
+        typer.Option(
+            "--baseline",
+            "-b",
+            help="Baseline: a JSON result of `sc-eval score --format json`, or a predictions "
+            "file on the same samples (enables --alpha).",
+        ),
+    ],
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Metric to gate on; repeat or comma-separate (default: aurc and acc).",
+        ),
+    ] = None,
+    score: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--score", help="Score of each --metric (one for all, or one per metric; default msp)."
+        ),
+    ] = None,
+    tolerance: Annotated[
+        str | None,
+        typer.Option(
+            "--tolerance",
+            help="Allowed regression in percentage points for % metrics (raw units otherwise): "
+            "0.1, or per metric: aurc=0.1,acc=0.5. Default 0.",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            "--alpha",
+            help="With a predictions baseline: fail only if the regression beyond the tolerance "
+            "is significant at this level (one-sided paired bootstrap).",
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=1, help="Bootstrap resamples for --alpha.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    confidence: Annotated[
+        float, typer.Option("--confidence", help="Coverage of the reported intervals.")
+    ] = 0.95,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML (one testcase per rule).")
+    ] = None,
+    update_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--update-baseline",
+            help="Accept the candidate: rewrite the JSON baseline with its result, exit 0.",
+        ),
+    ] = False,
+    aurc_convention: o.Convention = "mean",
+    pnorm_p: o.PnormP = None,
+    temperature: o.Temperature = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Verdict format: table | json | markdown.")
+    ] = "table",
+    output: o.Output = None,
+    logits_key: o.LogitsKey = None,
+    probs_key: o.ProbsKey = None,
+    labels_key: o.LabelsKey = "labels",
+    index_key: o.IndexKey = "index",
+    chunk_size: o.ChunkSize = None,
+    checkpoint: o.CheckpointArg = None,
+    debug: o.Debug = False,
+) -> None:
+    """Fail (exit 1) when a metric regressed past its tolerance; 0 pass, 2 bad input."""
+    import json
+
+    from sc_eval.errors import UsageError, unknown_name
+    from sc_eval.gate import (
+        GateReport,
+        baseline_value,
+        check_rules,
+        gate_document,
+        load_baseline_json,
+        parse_rules,
+        to_junit,
+        to_markdown,
+    )
+    from sc_eval.io import write_text
+    from sc_eval.metrics import DEFAULT_SELECTIVE, MODEL_METRICS
+    from sc_eval.pipeline import EvalOptions, evaluate_source
+    from sc_eval.report import render_json
+    from sc_eval.scores import SCORES
+    from sc_eval.sources import KeyOptions, load_source
+
+    if fmt not in ("table", "json", "markdown"):
+        raise unknown_name("format", fmt, ["table", "json", "markdown"])
+    if alpha is not None and not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
+    metrics = [m for text in metric or [] for m in split_list(text)]
+    scores = [s for text in score or [] for s in split_list(text)]
+    rules = parse_rules(metrics, scores, tolerance)
+    convention = o.convention(aurc_convention)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    baseline_is_json = _looks_like_json(baseline)
+    if alpha is not None and baseline_is_json:
+        raise UsageError(
+            "--alpha needs a predictions baseline (the same samples through the old model); "
+            "a JSON baseline holds only the numbers"
+        )
+    if update_baseline and not baseline_is_json:
+        raise UsageError("--update-baseline rewrites a JSON baseline; this baseline is predictions")
+
+    base_res = load_baseline_json(baseline) if baseline_is_json else None
+    rule_scores = [r.score for r in rules if r.score]
+    extra = [s for s in (base_res or {}).get("scores", {}) if s in SCORES]
+    score_names = tuple(dict.fromkeys([*rule_scores, *extra] or ["msp"]))
+    selective = [r.metric for r in rules if r.metric not in MODEL_METRICS]
+    opts = EvalOptions(
+        scores=score_names,
+        params=o.score_params(pnorm_p, temperature),
+        metrics=tuple(dict.fromkeys([*DEFAULT_SELECTIVE, *selective])),
+        convention=convention,
+        chunk_size=chunk_size,
+    )
+    cand_preds = load_source(candidate, keys=keys, checkpoint=checkpoint)
+    if base_res is not None:
+        if base_res["convention"] != convention:
+            raise UsageError(
+                f"{baseline}: baseline was computed with AURC convention "
+                f"'{base_res['convention']}', this run uses '{convention}'; pass "
+                f"--aurc-convention {base_res['convention']} or re-record the baseline"
+            )
+        cand_ev, _ = evaluate_source(cand_preds, opts)
+        if base_res["labels_sha256"] != cand_ev.labels_sha256:
+            raise UsageError(
+                f"{baseline}: baseline was computed on other labels (labels_sha256 "
+                f"{str(base_res['labels_sha256'])[:12]}… vs {cand_ev.labels_sha256[:12]}…): "
+                "not the same test set"
+            )
+        values = [baseline_value(base_res, r, path=baseline) for r in rules]
+        verdicts = check_rules(rules, cand_ev, values, confidence=confidence)
+        kind = "JSON result"
+    else:
+        from sc_eval.compare import align_sources
+
+        base_preds, cand_preds = align_sources(
+            [load_source(baseline, keys=keys, checkpoint=checkpoint), cand_preds]
+        )
+        base_ev, base_scored = evaluate_source(base_preds, opts)
+        cand_ev, cand_scored = evaluate_source(cand_preds, opts)
+        values = [
+            base_ev.model_metrics[r.metric]
+            if r.score is None
+            else base_ev.scores[r.score].metrics[r.metric]
+            for r in rules
+        ]
+        boot = None
+        if alpha is not None:
+            from sc_eval.stats import bootstrap_metrics
+
+            boot = bootstrap_metrics(
+                [base_scored, cand_scored],
+                metrics=[r.metric for r in rules],
+                scores=score_names,
+                convention=convention,
+                n_boot=bootstrap,
+                seed=seed,
+            )
+        verdicts = check_rules(
+            rules, cand_ev, values, bootstrap=boot, alpha=alpha, confidence=confidence
+        )
+        kind = "predictions"
+    report = GateReport(str(candidate), str(baseline), kind, convention, tuple(verdicts))
+
+    if fmt == "json":
+        emit(json.dumps(gate_document(report), indent=2, allow_nan=False) + "\n", output)
+    elif fmt == "markdown" or output is not None:
+        emit(to_markdown(report), output)
+    else:
+        with stdout_console() as console:
+            _print_table(report, console)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(to_markdown(report) + "\n")
+    if junit is not None:
+        write_text(junit, to_junit(report))
+    if update_baseline:
+        write_text(baseline, render_json([cand_ev]))
+        typer.echo(f"sc-eval: baseline {baseline} updated with the candidate's result", err=True)
+        raise typer.Exit(0)
+    if not report.passed:
+        failed = ", ".join(v.rule.name for v in report.verdicts if not v.passed)
+        typer.echo(f"sc-eval: gate FAILED: {failed}", err=True)
+    raise typer.Exit(report.exit_code)
+
+
+def _looks_like_json(path: Path) -> bool:
+    from sc_eval.errors import InputError
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a baseline file", path=path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", path=path) from None
+    return head.startswith(b"{")
+
+
+def _print_table(report: object, console: object) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from sc_eval.gate import GateReport, verdict_rows
+
+    assert isinstance(report, GateReport)
+    head, rows = verdict_rows(report)
+    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
+    t = Table(
+        title=f"sc-eval gate {status}: {escape(report.candidate)} vs {escape(report.baseline)} "
+        f"({report.baseline_kind}, {report.convention})",
+        title_justify="left",
+    )
+    verdict_col = head.index("verdict")
+    for j, h in enumerate(head):
+        t.add_column(
+            h, justify="right" if 0 < j < verdict_col else "left", no_wrap=j <= verdict_col
+        )
+    for v, row in zip(report.verdicts, rows, strict=True):
+        style = "green" if v.passed else "bold red"
+        cells = [escape(c) for c in row]
+        cells[verdict_col] = f"[{style}]{cells[verdict_col]}[/]"
+        t.add_row(*cells)
+    console.print(t)  # type: ignore[attr-defined]

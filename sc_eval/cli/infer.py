@@ -1,0 +1,111 @@
+"""``sc-eval infer``: run a checkpoint over data and write a predictions file.
+
+Works under ``torchrun`` (``torchrun --nproc-per-node N -m sc_eval infer …``):
+every rank infers a shard, rank 0 gathers and writes; only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sc_eval.cli import app, handle_errors
+from sc_eval.cli import options as o
+
+
+@app.command()
+@handle_errors
+def infer(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="TorchScript archive, torch.export .pt2, or state_dict (.pt/.pth/.safetensors, "
+            "with --arch). Detected from content; a predictions file is copied as is."
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            "-d",
+            help="A tensor file (inputs [N, …], labels [N], optional index) or an image "
+            "folder (one sub-folder per class).",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Predictions file to write (.safetensors, atomically)."),
+    ],
+    batch_size: Annotated[
+        int,
+        typer.Option("--batch-size", "-b", min=1, help="Batch size (halved on out-of-memory)."),
+    ] = 256,
+    device: o.Device = "auto",
+    amp: o.Amp = None,
+    channels_last: o.ChannelsLast = False,
+    compile_model: o.Compile = False,
+    workers: o.Workers = None,
+    arch: o.Arch = None,
+    arch_kwargs: o.ArchKwargs = None,
+    num_classes: o.NumClasses = None,
+    state_dict_key: o.StateDictKey = None,
+    trust_pickle: o.TrustPickle = False,
+    image_size: o.ImageSize = 224,
+    resize_size: o.ResizeSize = None,
+    mean: o.Mean = None,
+    std: o.Std = None,
+    interpolation: o.Interpolation = "bilinear",
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+    ] = True,
+    debug: o.Debug = False,
+) -> None:
+    """Run CHECKPOINT over --data and write logits, labels and index to --out."""
+    from sc_eval.errors import UsageError
+
+    if out.suffix.lower() != ".safetensors":
+        raise UsageError(f"--out must name a .safetensors file, got '{out}'")
+    main = int(os.environ.get("RANK", "0") or 0) == 0
+    spec = o.model_spec(arch, arch_kwargs, num_classes, state_dict_key, trust_pickle)
+    transform = o.image_transform(image_size, resize_size, mean, std, interpolation)
+    options = o.infer_options(
+        batch_size, device, amp, channels_last, compile_model, workers, progress
+    )
+    if _copy_predictions(checkpoint, out, write=main):
+        return
+    from sc_eval.infer import infer as run
+
+    result = run(checkpoint, data, out=out, spec=spec, transform=transform, options=options)
+    if result is not None and main:
+        n, c = result.logits.shape
+        typer.echo(
+            f"sc-eval: wrote {out} ({n} samples, {c} classes, "
+            f"{result.samples_per_second:,.0f} samples/s)",
+            err=True,
+        )
+
+
+def _copy_predictions(source: Path, out: Path, *, write: bool) -> bool:
+    """A predictions file given as the checkpoint: no inference, write it canonically."""
+    from sc_eval.models import is_predictions_file
+
+    if not is_predictions_file(source):
+        return False
+    if not write:
+        return True
+    from sc_eval.io import load_predictions, write_predictions
+
+    preds = load_predictions(source)
+    values = preds.values.full()
+    write_predictions(
+        out,
+        labels=preds.labels,
+        index=preds.index,
+        metadata={**preds.metadata, "source": str(source)},
+        **{preds.kind: values},
+    )
+    typer.echo(f"sc-eval: {source} is already a predictions file; copied to {out}", err=True)
+    return True

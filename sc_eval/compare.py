@@ -1,0 +1,430 @@
+"""Several models on the same test samples, with paired-bootstrap differences.
+
+``sc-eval compare A B …`` answers "is model B's selective classification
+better or worse than reference A's, and is the difference real?":
+
+1. **Same samples.** Every source must hold the same labels in the same
+   order, or every source has an ``index`` tensor (sample ids) with the same
+   set of ids, and the sources are then aligned to the reference's order.
+   Anything else is refused with the first mismatch named — different test
+   sets are never compared silently.
+2. **Same evaluation.** Every source goes through
+   :func:`sc_eval.pipeline.evaluate_source` with the same
+   :class:`~sc_eval.pipeline.EvalOptions` (scores, metrics, convention,
+   tuning).
+3. **Paired differences.** ``Δ = metric(model) - metric(reference)`` for each
+   score and metric, with a percentile interval and a two-sided p-value from
+   a paired bootstrap (the same resamples for every model and score; see
+   :mod:`sc_eval.stats`).
+
+The inputs are :class:`~sc_eval.io.Predictions`, however they were obtained
+(a predictions file through :func:`sc_eval.sources.load_source` today, a
+checkpoint run through inference later).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sc_eval.errors import InputError, UsageError
+from sc_eval.io import Predictions, RawArray
+from sc_eval.metrics import MODEL_METRICS
+from sc_eval.pipeline import EvalOptions, Evaluation, ScoredSamples, evaluate_source
+from sc_eval.stats import Difference, Interval, bootstrap_metrics
+
+__all__ = [
+    "DEFAULT_COMPARE_COVERAGES",
+    "DEFAULT_COMPARE_METRICS",
+    "BestPair",
+    "BootstrapSettings",
+    "Comparison",
+    "MetricComparison",
+    "ModelRow",
+    "ScoreComparison",
+    "align_predictions",
+    "align_sources",
+    "compare",
+]
+
+DEFAULT_COMPARE_METRICS: tuple[str, ...] = ("aurc", "e-aurc", "augrc", "auroc")
+"""Selective metrics of a comparison table (``acc`` is always shown too)."""
+DEFAULT_COMPARE_COVERAGES: tuple[float, ...] = (0.95, 0.9, 0.8)
+"""Coverages of the ``risk@cov`` columns of a comparison table."""
+BEST_BY = "aurc"
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of one (model, score).
+
+    Attributes
+    ----------
+    metric : str
+    value : float
+        On all samples (fractions; NaN where undefined).
+    interval : Interval or None
+        Bootstrap percentile interval of the value (None without bootstrap).
+    delta : Difference or None
+        ``value - reference value`` with its paired interval and p-value
+        (None for the reference; NaN interval and p-value without bootstrap).
+    """
+
+    metric: str
+    value: float
+    interval: Interval | None = None
+    delta: Difference | None = None
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model under one score: the row of a comparison table."""
+
+    model: str
+    is_reference: bool
+    params: dict[str, float]
+    tuned: bool
+    metrics: dict[str, MetricComparison]
+
+
+@dataclass(frozen=True)
+class ScoreComparison:
+    """All models under one confidence score, reference first."""
+
+    score: str
+    rows: tuple[ModelRow, ...]
+
+
+@dataclass(frozen=True)
+class BestPair:
+    """The (model, score) pair with the best value of ``metric`` (lowest AURC)."""
+
+    model: str
+    score: str
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """How the intervals were made."""
+
+    n_boot: int
+    seed: int
+    confidence: float
+    method: str = "paired percentile bootstrap; two-sided bootstrap p-value"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare` (``sc-eval compare``).
+
+    Attributes
+    ----------
+    models : tuple of str
+        Source names, the reference first.
+    n : int
+        Evaluated samples (the same for every model).
+    alignment : {"order", "index"}
+        How samples were matched across sources.
+    convention : str
+    metrics : tuple of str
+        Columns: model metrics (``acc`` …) then selective metrics.
+    scores : tuple of ScoreComparison
+    best : BestPair or None
+    bootstrap : BootstrapSettings or None
+    evaluations : tuple of Evaluation
+        The full per-model results (as ``sc-eval score`` gives them).
+    samples : tuple of ScoredSamples
+        Per-sample vectors, aligned across models (for plots).
+    """
+
+    models: tuple[str, ...]
+    n: int
+    alignment: str
+    convention: str
+    metrics: tuple[str, ...]
+    scores: tuple[ScoreComparison, ...]
+    best: BestPair | None
+    bootstrap: BootstrapSettings | None
+    evaluations: tuple[Evaluation, ...] = field(repr=False)
+    samples: tuple[ScoredSamples, ...] = field(repr=False, compare=False)
+
+    @property
+    def reference(self) -> str:
+        return self.models[0]
+
+
+# --------------------------------------------------------------------------- alignment
+class _TakenRows:
+    """Rows ``rows`` of a stored array, read lazily (chunk by chunk, no full copy)."""
+
+    def __init__(self, data: object, rows: np.ndarray):
+        self._data = data
+        self._rows = rows
+        self.shape = (int(rows.shape[0]), *tuple(data.shape)[1:])  # type: ignore[attr-defined]
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        return np.asarray(self._data[self._rows[key]])  # type: ignore[index]
+
+
+def _take(preds: Predictions, rows: np.ndarray) -> Predictions:
+    """``preds`` with its samples reordered to ``rows`` (lazy for the [N, C] values)."""
+    values = RawArray(_TakenRows(preds.values.data, rows), preds.values.dtype)  # type: ignore[arg-type]
+    return dataclasses.replace(
+        preds,
+        values=values,
+        labels=preds.labels[rows],
+        index=None if preds.index is None else preds.index[rows],
+        extra={k: v[rows] for k, v in preds.extra.items()},
+    )
+
+
+def _refuse(other: Predictions, ref: Predictions, field_name: str, what: str) -> InputError:
+    return InputError(
+        f"{what}; compare needs the same samples as the reference {ref.name}: the same "
+        "labels in the same order, or an 'index' tensor (sample ids) in every file",
+        path=other.name,
+        field=field_name,
+    )
+
+
+def _align_by_index(ref: Predictions, other: Predictions) -> Predictions:
+    assert ref.index is not None and other.index is not None
+    ref_ids, ids = ref.index, other.index
+    order = np.argsort(ids, kind="stable")
+    pos = np.searchsorted(ids[order], ref_ids)
+    pos_c = np.minimum(pos, ids.shape[0] - 1)
+    found = ids[order][pos_c] == ref_ids
+    if not found.all():
+        i = int(np.argmin(found))
+        raise _refuse(
+            other, ref, "index", f"sample id {int(ref_ids[i])} (reference row {i}) is missing"
+        )
+    if ids.shape[0] != ref_ids.shape[0]:
+        extra = np.setdiff1d(ids, ref_ids, assume_unique=True)
+        raise _refuse(other, ref, "index", f"sample id {int(extra[0])} is not in the reference")
+    rows = order[pos]
+    labels = other.labels[rows]
+    bad = labels != ref.labels
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise _refuse(
+            other,
+            ref,
+            "labels",
+            f"sample id {int(ref_ids[i])} has label {int(labels[i])}, "
+            f"the reference has {int(ref.labels[i])}",
+        )
+    if np.array_equal(rows, np.arange(rows.shape[0])):
+        return other
+    return _take(other, rows)
+
+
+def _check_same_order(ref: Predictions, other: Predictions) -> None:
+    if other.n != ref.n:
+        raise _refuse(other, ref, "labels", f"{other.n} samples, the reference has {ref.n}")
+    bad = other.labels != ref.labels
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise _refuse(
+            other,
+            ref,
+            "labels",
+            f"row {i} has label {int(other.labels[i])}, the reference has {int(ref.labels[i])}",
+        )
+
+
+def align_predictions(preds: Sequence[Predictions]) -> tuple[list[Predictions], str]:
+    """Put every source's samples in the reference's (the first source's) order.
+
+    Parameters
+    ----------
+    preds : sequence of Predictions
+        The reference first.
+
+    Returns
+    -------
+    aligned : list of Predictions
+        Row ``i`` of every element is the same test sample.
+    alignment : {"order", "index"}
+        ``index`` when every source has sample ids (they are then matched by
+        id, whatever the order), ``order`` otherwise (labels must agree row
+        by row).
+
+    Raises
+    ------
+    InputError
+        Naming the first source, field and sample that do not match.
+
+    Examples
+    --------
+    >>> from sc_eval.io import predictions_from_arrays
+    >>> z = np.eye(3)
+    >>> a = predictions_from_arrays(z, np.array([0, 1, 2]), index=np.array([10, 11, 12]))
+    >>> b = predictions_from_arrays(z[::-1], np.array([2, 1, 0]), index=np.array([12, 11, 10]))
+    >>> aligned, how = align_predictions([a, b])
+    >>> how, aligned[1].labels.tolist(), aligned[1].index.tolist()
+    ('index', [0, 1, 2], [10, 11, 12])
+    """
+    ref, *others = preds
+    if all(p.index is not None for p in preds):
+        return [ref, *(_align_by_index(ref, p) for p in others)], "index"
+    for p in others:
+        _check_same_order(ref, p)
+    return list(preds), "order"
+
+
+def align_sources(preds: Sequence[Predictions]) -> list[Predictions]:
+    """:func:`align_predictions` without the alignment kind (for ``gate``)."""
+    return align_predictions(preds)[0]
+
+
+# --------------------------------------------------------------------------- comparison
+def _model_metric_names(metrics: Sequence[str]) -> tuple[str, ...]:
+    return ("acc", *(m for m in metrics if m in MODEL_METRICS and m != "acc"))
+
+
+def _best(evals: Sequence[Evaluation]) -> BestPair | None:
+    best: BestPair | None = None
+    for ev in evals:
+        for name, s in ev.scores.items():
+            v = s.metrics.get(BEST_BY, math.nan)
+            if not math.isnan(v) and (best is None or v < best.value):
+                best = BestPair(ev.source, name, BEST_BY, v)
+    return best
+
+
+def compare(
+    preds: Sequence[Predictions],
+    opts: EvalOptions,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+) -> Comparison:
+    """Evaluate several models on the same samples and test their differences.
+
+    Parameters
+    ----------
+    preds : sequence of Predictions
+        Two or more sources; the first is the reference.
+    opts : EvalOptions
+        Applied to every source. ``opts.seed`` also seeds the bootstrap.
+        Model metrics named in ``opts.metrics`` (``ece`` …) become columns
+        beside ``acc``.
+    n_boot : int
+        Bootstrap resamples ``B``; 0 gives the differences without intervals.
+    confidence : float
+        Coverage of the intervals (e.g. 0.95).
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    InputError
+        The sources do not hold the same samples.
+    UsageError
+        Fewer than two sources, or a bad ``n_boot`` / ``confidence``.
+
+    Examples
+    --------
+    >>> from sc_eval.io import predictions_from_arrays
+    >>> y = np.array([0, 1, 0, 1])  # the last two samples are misclassified by both
+    >>> ce = predictions_from_arrays(np.array([[3, 0], [0, 3], [0, 1], [1, 0.]]), y)
+    >>> ls = predictions_from_arrays(np.array([[1, 0], [0, 1], [0, 3], [3, 0.]]), y)
+    >>> c = compare([ce, ls], EvalOptions(scores=("maxlogit",), metrics=("aurc",)), n_boot=0)
+    >>> [round(r.metrics["aurc"].value, 4) for r in c.scores[0].rows]
+    [0.2083, 0.7917]
+    >>> round(c.scores[0].rows[1].metrics["aurc"].delta.estimate, 4), c.best.score
+    (0.5833, 'maxlogit')
+    """
+    if len(preds) < 2:
+        raise UsageError(f"compare needs at least two sources, got {len(preds)}")
+    if n_boot < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise UsageError(f"--confidence must be in (0, 1), got {confidence}")
+    aligned, alignment = align_predictions(preds)
+    results = [evaluate_source(p, opts) for p in aligned]
+    evals = [ev for ev, _ in results]
+    samples = [s for _, s in results]
+    for ev, s in zip(evals[1:], samples[1:], strict=True):
+        if not np.array_equal(s.index, samples[0].index):
+            raise UsageError(
+                f"{ev.source}: evaluated on other samples than the reference "
+                "(the tuning split differs); compare cannot pair them"
+            )
+    ref = evals[0]
+    names = (*_model_metric_names(opts.metrics), *ref.metric_names)
+    boot = (
+        bootstrap_metrics(
+            samples,
+            metrics=names,
+            scores=tuple(ref.scores),
+            convention=opts.convention,
+            n_boot=n_boot,
+            seed=opts.seed,
+        )
+        if n_boot
+        else None
+    )
+    nan = math.nan
+
+    def cell(i: int, score: str, metric: str) -> MetricComparison:
+        value = evals[i].metric(score, metric)
+        if boot is None:
+            iv = None
+            delta = (
+                None
+                if i == 0
+                else Difference(value - ref.metric(score, metric), nan, nan, confidence, nan)
+            )
+        else:
+            iv = boot.interval(i, score, metric, estimate=value, confidence=confidence)
+            delta = (
+                None
+                if i == 0
+                else boot.difference(
+                    i,
+                    score,
+                    metric,
+                    estimate=value - ref.metric(score, metric),
+                    confidence=confidence,
+                )
+            )
+        return MetricComparison(metric, value, iv, delta)
+
+    tables = []
+    for score in ref.scores:
+        rows = []
+        for i, ev in enumerate(evals):
+            res = ev.scores[score]
+            rows.append(
+                ModelRow(
+                    ev.source,
+                    i == 0,
+                    res.params,
+                    res.tuned,
+                    {m: cell(i, score, m) for m in names},
+                )
+            )
+        tables.append(ScoreComparison(score, tuple(rows)))
+    return Comparison(
+        models=tuple(ev.source for ev in evals),
+        n=ref.n,
+        alignment=alignment,
+        convention=opts.convention,
+        metrics=names,
+        scores=tuple(tables),
+        best=_best(evals),
+        bootstrap=BootstrapSettings(n_boot, opts.seed, confidence) if boot is not None else None,
+        evaluations=tuple(evals),
+        samples=tuple(samples),
+    )

@@ -1,0 +1,474 @@
+"""CI gate: compare a candidate against a baseline and decide pass / fail.
+
+A *rule* names a metric, the score it applies to (none for model metrics such
+as ``acc``) and an absolute tolerance in display units (percentage points for
+percent metrics such as AURC or accuracy, raw units otherwise). A rule fails
+when the candidate is worse than the baseline by more than the tolerance, in
+the direction the metric declares (``higher_is_better``).
+
+Two kinds of baseline:
+
+* a **JSON result** written by ``sc-eval score --format json`` — only the
+  tolerance applies; the document must be a versioned sc-eval result computed
+  with the same AURC convention on the same labels (``labels_sha256``);
+* a **predictions file** on the same samples — both are evaluated here and,
+  with ``alpha``, a rule fails only if the regression beyond the tolerance is
+  also significant under a paired bootstrap: the one-sided p-value
+  ``p = (#{b : regression_b <= tolerance} + 1) / (B + 1)`` must be below
+  ``alpha``.
+
+Exit codes (CLI): 0 every rule passed, 1 a rule failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from sc_eval.errors import InputError, UsageError
+from sc_eval.metrics import MODEL_METRICS, get_metric
+from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
+
+__all__ = [
+    "DEFAULT_RULES",
+    "GateReport",
+    "Rule",
+    "Verdict",
+    "check_rules",
+    "load_baseline_json",
+    "parse_rules",
+    "parse_tolerances",
+    "to_junit",
+    "to_markdown",
+]
+
+DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (("aurc", "msp"), ("acc", None))
+
+
+def _metric_traits(metric: str) -> tuple[bool, bool]:
+    """``(higher_is_better, shown_in_percent)``."""
+    if metric in MODEL_METRICS:
+        m = MODEL_METRICS[metric]
+        return m.higher_is_better, m.percent
+    s = get_metric(metric)
+    return s.higher_is_better, s.percent
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One gate rule.
+
+    Attributes
+    ----------
+    metric : str
+    score : str or None
+        None for model metrics (``acc``, ``ece``, ``nll``, ``brier``).
+    tolerance : float
+        Allowed regression in display units (percentage points for percent metrics).
+    """
+
+    metric: str
+    score: str | None
+    tolerance: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric}[{self.score}]" if self.score else self.metric
+
+    @property
+    def higher_is_better(self) -> bool:
+        return _metric_traits(self.metric)[0]
+
+    @property
+    def scale(self) -> float:
+        """Display units per fraction: 100 for percent metrics, 1 otherwise."""
+        return 100.0 if _metric_traits(self.metric)[1] else 1.0
+
+    @property
+    def unit(self) -> str:
+        return "pp" if self.scale == 100.0 else ""
+
+
+def parse_tolerances(text: str | None) -> tuple[float, dict[str, float]]:
+    """``"0.1"`` → default 0.1; ``"aurc=0.1,acc=0.5"`` → per metric; both may be mixed."""
+    default, per = 0.0, {}
+    for part in [p.strip() for p in (text or "").split(",") if p.strip()]:
+        name, eq, value = part.rpartition("=")
+        try:
+            tol = float(value)
+        except ValueError:
+            raise UsageError(f"tolerance '{part}' is not a number (e.g. 0.1 or aurc=0.1)") from None
+        if not tol >= 0:
+            raise UsageError(f"tolerance '{part}' must be >= 0")
+        if eq:
+            per[name.strip()] = tol
+        else:
+            default = tol
+    return default, per
+
+
+def parse_rules(metrics: Sequence[str], scores: Sequence[str], tolerance: str | None) -> list[Rule]:
+    """Build rules from ``--metric``/``--score`` lists and ``--tolerance``.
+
+    ``metrics[i]`` pairs with ``scores[i]``; a single score applies to every
+    selective metric; model metrics ignore the score. With no ``--metric``
+    the default rules are AURC of ``msp`` and accuracy.
+    """
+    default, per = parse_tolerances(tolerance)
+    if not metrics:
+        pairs = list(DEFAULT_RULES)
+        if scores:
+            pairs = [(m, scores[0] if s else None) for m, s in pairs]
+    else:
+        if len(scores) not in (0, 1, len(metrics)):
+            raise UsageError(
+                f"give one --score, or one per --metric ({len(metrics)}), got {len(scores)}"
+            )
+        pairs = []
+        for i, m in enumerate(metrics):
+            if m in MODEL_METRICS:
+                pairs.append((m, None))
+                continue
+            get_metric(m)
+            s = scores[i] if len(scores) == len(metrics) else (scores[0] if scores else "msp")
+            pairs.append((m, s))
+    for name in per:
+        if name not in {m for m, _ in pairs}:
+            raise UsageError(f"--tolerance names metric '{name}' that no rule checks")
+    return [Rule(m, s, per.get(m, default)) for m, s in pairs]
+
+
+# --------------------------------------------------------------------------- baselines
+def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a baseline written by ``sc-eval score --format json``.
+
+    Returns the first result of the document (a baseline describes one model).
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"not valid JSON: {e}", path=path) from None
+    except OSError as e:
+        raise InputError(f"cannot read baseline: {e.strerror or e}", path=path) from None
+    if not isinstance(doc, dict) or doc.get("schema") != RESULT_SCHEMA:
+        raise InputError(
+            f'not an sc-eval result (expected "schema": "{RESULT_SCHEMA}"); '
+            "write one with `sc-eval score PREDS --format json -o baseline.json`",
+            path=path,
+            field="schema",
+        )
+    if doc.get("version") != RESULT_VERSION:
+        raise InputError(
+            f"result version {doc.get('version')!r} is not supported (expected {RESULT_VERSION})",
+            path=path,
+            field="version",
+        )
+    results = doc.get("results")
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        raise InputError("expected a non-empty list of results", path=path, field="results")
+    res = results[0]
+    for key in ("convention", "labels_sha256", "model_metrics", "scores"):
+        if key not in res:
+            raise InputError(f"result has no '{key}'", path=path, field=f"results[0].{key}")
+    return res
+
+
+def baseline_value(res: dict[str, Any], rule: Rule, *, path: object) -> float:
+    """The baseline's value for ``rule`` (InputError if the baseline lacks it)."""
+    if rule.score is None:
+        value = res["model_metrics"].get(rule.metric)
+    else:
+        score = res["scores"].get(rule.score)
+        if score is None:
+            raise InputError(
+                f"baseline has no score '{rule.score}' (has: {', '.join(res['scores'])})",
+                path=path,
+                field="scores",
+            )
+        value = score.get("metrics", {}).get(rule.metric)
+        if rule.metric not in score.get("metrics", {}):
+            raise InputError(
+                f"baseline has no metric '{rule.metric}' for score '{rule.score}'; record the "
+                "baseline with the same --metrics/--coverages/--risks",
+                path=path,
+                field=f"scores.{rule.score}.metrics",
+            )
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+# --------------------------------------------------------------------------- verdicts
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one rule (values in fractions; see ``Rule.scale`` for display)."""
+
+    rule: Rule
+    baseline: float
+    candidate: float
+    low: float = math.nan
+    high: float = math.nan
+    p_value: float = math.nan
+    alpha: float | None = None
+
+    @property
+    def delta(self) -> float:
+        return self.candidate - self.baseline
+
+    @property
+    def regression(self) -> float:
+        """How much worse the candidate is, in display units (negative = better)."""
+        sign = -1.0 if self.rule.higher_is_better else 1.0
+        return sign * self.delta * self.rule.scale
+
+    @property
+    def undefined(self) -> bool:
+        return math.isnan(self.baseline) or math.isnan(self.candidate)
+
+    @property
+    def beyond_tolerance(self) -> bool:
+        return self.regression > self.rule.tolerance + 1e-12
+
+    @property
+    def significant(self) -> bool | None:
+        """None when no significance test was asked for."""
+        if self.alpha is None or math.isnan(self.p_value):
+            return None
+        return self.p_value < self.alpha
+
+    @property
+    def passed(self) -> bool:
+        if self.undefined:
+            return math.isnan(self.baseline) and math.isnan(self.candidate)
+        if not self.beyond_tolerance:
+            return True
+        return self.significant is False
+
+    @property
+    def reason(self) -> str:
+        r = self.rule
+        if self.undefined:
+            if self.passed:
+                return "undefined in both (n/a)"
+            return "undefined in one of baseline/candidate"
+        amount = f"{abs(self.regression):.4g}{r.unit}"
+        if self.regression == 0:
+            return "unchanged"
+        if self.regression < 0:
+            return f"improved by {amount}"
+        if not self.beyond_tolerance:
+            return f"worse by {amount}, within tolerance {r.tolerance:g}{r.unit}"
+        if self.significant is False:
+            return (
+                f"worse by {amount} > {r.tolerance:g}{r.unit}, but not significant "
+                f"(p={self.p_value:.3g} >= {self.alpha:g})"
+            )
+        sig = f", p={self.p_value:.3g} < {self.alpha:g}" if self.significant else ""
+        return f"worse by {amount} > tolerance {r.tolerance:g}{r.unit}{sig}"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """All verdicts of one gate run."""
+
+    candidate: str
+    baseline: str
+    baseline_kind: str
+    convention: str
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
+def candidate_value(ev: Evaluation, rule: Rule) -> float:
+    if rule.score is None:
+        return ev.model_metrics[rule.metric]
+    if rule.score not in ev.scores:
+        raise UsageError(f"score '{rule.score}' was not evaluated")
+    return ev.scores[rule.score].metrics[rule.metric]
+
+
+def check_rules(
+    rules: Sequence[Rule],
+    candidate: Evaluation,
+    baseline_values: Sequence[float],
+    *,
+    bootstrap: Any = None,
+    alpha: float | None = None,
+    confidence: float = 0.95,
+) -> list[Verdict]:
+    """Verdict of every rule.
+
+    Parameters
+    ----------
+    rules : sequence of Rule
+    candidate : Evaluation
+    baseline_values : sequence of float
+        The baseline's value for each rule (fractions).
+    bootstrap : sc_eval.stats.BootstrapResult, optional
+        Paired replicates with model 0 = baseline, model 1 = candidate.
+    alpha : float, optional
+        Significance level of the one-sided test (only with ``bootstrap``).
+    """
+    import numpy as np
+
+    out = []
+    for rule, base in zip(rules, baseline_values, strict=True):
+        cand = candidate_value(candidate, rule)
+        low = high = p = math.nan
+        if bootstrap is not None:
+            score = rule.score or bootstrap.scores[0]
+            deltas = bootstrap.replicates(1, score, rule.metric) - bootstrap.replicates(
+                0, score, rule.metric
+            )
+            d = deltas[np.isfinite(deltas)]
+            if d.size:
+                q = (1 - confidence) / 2
+                low, high = (float(x) for x in np.quantile(d, [q, 1 - q]))
+                sign = -1.0 if rule.higher_is_better else 1.0
+                regress = sign * d * rule.scale
+                p = (int(np.count_nonzero(regress <= rule.tolerance)) + 1) / (d.size + 1)
+        out.append(
+            Verdict(rule, base, cand, low, high, p, alpha if bootstrap is not None else None)
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- output
+def _fmt(rule: Rule, value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value * rule.scale:.4g}"
+
+
+def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the verdict table (display units)."""
+    head = ["rule", "baseline", "candidate", "Δ", "tolerance", "interval", "p", "verdict", "why"]
+    tested = any(not math.isnan(v.p_value) for v in report.verdicts)
+    rows = []
+    for v in report.verdicts:
+        r = v.rule
+        unit = " (%)" if r.scale == 100.0 else ""
+        interval = (
+            f"[{v.low * r.scale:+.4g}, {v.high * r.scale:+.4g}]" if not math.isnan(v.low) else "—"
+        )
+        delta = "n/a" if v.undefined else f"{v.delta * r.scale:+.4g}"
+        rows.append(
+            [
+                r.name + unit,
+                _fmt(r, v.baseline),
+                _fmt(r, v.candidate),
+                delta,
+                f"{r.tolerance:g}{r.unit}",
+                interval,
+                "—" if math.isnan(v.p_value) else f"{v.p_value:.3g}",
+                "PASS" if v.passed else "FAIL",
+                v.reason,
+            ]
+        )
+    if not tested:  # no bootstrap: drop the empty interval and p columns
+        head = head[:5] + head[7:]
+        rows = [row[:5] + row[7:] for row in rows]
+    return head, rows
+
+
+def to_markdown(report: GateReport) -> str:
+    """The verdict as Markdown (for ``$GITHUB_STEP_SUMMARY`` and ``--format markdown``)."""
+    head, rows = verdict_rows(report)
+    status = "✅ passed" if report.passed else "❌ failed"
+    lines = [
+        f"### sc-eval gate: {status}",
+        "",
+        f"Candidate `{report.candidate}` vs baseline `{report.baseline}` "
+        f"({report.baseline_kind}, AURC convention {report.convention}).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: GateReport) -> str:
+    """JUnit XML: one testsuite, one testcase per rule; failures carry the numbers."""
+    failures = sum(not v.passed for v in report.verdicts)
+    suite = ET.Element(
+        "testsuite",
+        name="sc-eval gate",
+        tests=str(len(report.verdicts)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+    )
+    props = ET.SubElement(suite, "properties")
+    for k, v in (
+        ("candidate", report.candidate),
+        ("baseline", report.baseline),
+        ("baseline_kind", report.baseline_kind),
+        ("convention", report.convention),
+    ):
+        ET.SubElement(props, "property", name=k, value=v)
+    head, rows = verdict_rows(report)
+    for verdict, row in zip(report.verdicts, rows, strict=True):
+        case = ET.SubElement(suite, "testcase", classname="sc-eval.gate", name=row[0])
+        details = "; ".join(f"{h}={c}" for h, c in zip(head, row, strict=True))
+        if not verdict.passed:
+            fail = ET.SubElement(case, "failure", message=verdict.reason, type="regression")
+            fail.text = details
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = details
+    ET.indent(suite)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
+
+
+def gate_document(report: GateReport) -> dict[str, Any]:
+    """JSON form of the verdicts (fractions)."""
+
+    def num(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {
+        "schema": "sc-eval/gate",
+        "version": 1,
+        "passed": report.passed,
+        "candidate": report.candidate,
+        "baseline": report.baseline,
+        "baseline_kind": report.baseline_kind,
+        "convention": report.convention,
+        "rules": [
+            {
+                "metric": v.rule.metric,
+                "score": v.rule.score,
+                "tolerance": v.rule.tolerance,
+                "tolerance_unit": "percentage points" if v.rule.scale == 100.0 else "raw",
+                "higher_is_better": v.rule.higher_is_better,
+                "baseline": num(v.baseline),
+                "candidate": num(v.candidate),
+                "delta": None if v.undefined else v.delta,
+                "interval": [num(v.low), num(v.high)],
+                "p_value": num(v.p_value),
+                "alpha": v.alpha,
+                "passed": v.passed,
+                "reason": v.reason,
+            }
+            for v in report.verdicts
+        ],
+    }

@@ -1,0 +1,867 @@
+"""A rejection threshold you can ship: Selection with Guaranteed Risk (SGR).
+
+Given a calibration set and a confidence score, find the threshold ``θ`` on the
+score's rank key such that *accept iff key ≥ θ* has the largest coverage whose
+selective risk is certified, with probability at least ``1 - δ`` over the draw
+of the calibration set, to be at most a target risk ``r*``.
+
+The certificate is the exact one-sided binomial tail (Clopper–Pearson) bound.
+Among ``m`` accepted calibration samples with ``k`` errors, the upper bound on
+the true selective risk at confidence ``1 - δ`` is
+
+.. math::
+
+    B^*(k, m, δ) = \\sup \\{\\, b \\in [0, 1] : \\sum_{j=0}^{k} \\binom{m}{j}
+    b^j (1 - b)^{m-j} \\ge δ \\,\\},
+
+the ``1 - δ`` quantile of ``Beta(k + 1, m - k)``. SGR (Geifman & El-Yaniv 2017,
+Algorithm 1) binary-searches the sorted calibration scores for the largest
+coverage whose bound is at most ``r*``; because the search looks at up to
+``⌈log2 n⌉`` thresholds, each bound is computed at ``δ / ⌈log2 n⌉`` (union
+bound), so that *all* the tested bounds hold simultaneously with probability
+at least ``1 - δ``.
+
+Tied confidences are never split: candidate thresholds sit between tie blocks
+of :func:`sc_eval.curves.sort_scores` (the one sort), so the accepted set, its
+size and its errors are exact integers and a deployed ``key ≥ θ`` rule
+reproduces the calibration decision exactly.
+
+References
+----------
+Geifman, Y. & El-Yaniv, R. (2017). *Selective classification for deep neural
+networks*. NeurIPS — Algorithm 1 (SGR) and its risk guarantee.
+Clopper, C. J. & Pearson, E. S. (1934). *The use of confidence or fiducial
+limits illustrated in the case of the binomial*. Biometrika 26(4).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sc_eval.curves import SortedScores, sort_scores
+from sc_eval.errors import UsageError
+
+__all__ = [
+    "FORMATS",
+    "OperatingPoint",
+    "RiskControl",
+    "TestOutcome",
+    "ThresholdResult",
+    "binomial_cdf",
+    "binomial_upper_bound",
+    "calibrate",
+    "clopper_pearson",
+    "data_sha256",
+    "render",
+    "risk_bound_at_coverage",
+    "select_with_guaranteed_risk",
+]
+
+THRESHOLD_SCHEMA = "sc-eval/threshold"
+THRESHOLD_VERSION = 1
+
+
+# --------------------------------------------------------------------------- binomial tail
+def _log_comb(n: int, k: int) -> np.ndarray:
+    """``log C(n, j)`` for ``j = 0..k`` (float64, via ``lgamma``)."""
+    lg = math.lgamma
+    top = lg(n + 1)
+    return np.array([top - lg(j + 1) - lg(n - j + 1) for j in range(k + 1)], dtype=np.float64)
+
+
+def _log_cdf(log_comb: np.ndarray, n: int, p: float) -> float:
+    """``log P(X <= k)`` for ``X ~ Bin(n, p)``, ``k = len(log_comb) - 1``, ``0 < p < 1``."""
+    j = np.arange(log_comb.shape[0], dtype=np.float64)
+    terms = log_comb + j * math.log(p) + (n - j) * math.log1p(-p)
+    top = float(terms.max())
+    return min(0.0, top + math.log(float(np.exp(terms - top).sum())))
+
+
+def binomial_cdf(k: int, n: int, p: float) -> float:
+    """Binomial cumulative probability ``P(X <= k)``, ``X ~ Binomial(n, p)``.
+
+    Computed as a log-space sum of the exact probabilities,
+    ``sum_{j=0}^{k} C(n, j) p^j (1-p)^(n-j)``, so it neither overflows nor
+    loses the far tail.
+
+    Examples
+    --------
+    >>> round(binomial_cdf(1, 3, 0.5), 6)
+    0.5
+    """
+    if k < 0:
+        return 0.0
+    if k >= n or p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0
+    return math.exp(_log_cdf(_log_comb(n, k), n, p))
+
+
+def binomial_upper_bound(k: int, n: int, delta: float) -> float:
+    """One-sided Clopper–Pearson upper bound ``B*(k, n, δ)`` on a binomial proportion.
+
+    .. math::
+
+        B^* = \\sup \\{ b \\in [0, 1] : P(\\mathrm{Bin}(n, b) \\le k) \\ge δ \\}
+
+    which is the ``1 - δ`` quantile of ``Beta(k + 1, n - k)``. If ``k`` errors
+    are seen among ``n`` i.i.d. trials, the true error probability is at most
+    ``B*`` with probability at least ``1 - δ``. Solved by bisection on ``b``
+    (the tail is decreasing in ``b``) to full double precision; the returned
+    value is the upper end of the final bracket, so it never under-states.
+
+    Parameters
+    ----------
+    k : int
+        Observed errors, ``0 <= k <= n``.
+    n : int
+        Trials, ``n >= 0`` (``n = 0`` gives 1).
+    delta : float
+        Allowed failure probability in (0, 1).
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    Clopper & Pearson (1934), Biometrika 26(4). Geifman & El-Yaniv (2017), NeurIPS, Eq. (4).
+
+    Examples
+    --------
+    >>> round(binomial_upper_bound(0, 100, 0.05), 6)   # 1 - 0.05 ** (1/100)
+    0.029513
+    """
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if k == n:
+        return 1.0
+    if k == 0:
+        return float(-math.expm1(math.log(delta) / n))
+    log_comb = _log_comb(n, k)
+    log_delta = math.log(delta)
+    lo, hi = 0.0, 1.0
+    for _ in range(400):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi or hi - lo <= 4e-16 * hi:
+            break
+        if _log_cdf(log_comb, n, mid) >= log_delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def clopper_pearson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided exact (Clopper–Pearson) interval for a binomial proportion ``k / n``.
+
+    Each side has ``(1 - confidence) / 2`` of the failure probability; the lower
+    end is ``1 - B*(n - k, n, α/2)`` by symmetry. ``n = 0`` gives ``(0, 1)``.
+
+    Examples
+    --------
+    >>> [round(x, 4) for x in clopper_pearson(5, 10)]
+    [0.1871, 0.8129]
+    """
+    if n == 0:
+        return 0.0, 1.0
+    alpha = (1.0 - confidence) / 2
+    return 1.0 - binomial_upper_bound(n - k, n, alpha), binomial_upper_bound(k, n, alpha)
+
+
+# --------------------------------------------------------------------------- SGR
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Accepting the ``blocks`` most confident tie blocks of the calibration set.
+
+    Attributes
+    ----------
+    blocks : int
+        Number of tie blocks accepted (0 = nothing).
+    accepted : int
+        Samples accepted.
+    errors : int
+        Misclassified samples among them.
+    bound : float
+        Upper confidence bound on the true selective risk (NaN when not computed).
+    """
+
+    blocks: int
+    accepted: int
+    errors: int
+    bound: float = math.nan
+
+    @property
+    def risk(self) -> float:
+        """Empirical selective risk ``errors / accepted`` (NaN when nothing is accepted)."""
+        return self.errors / self.accepted if self.accepted else math.nan
+
+
+@dataclass(frozen=True)
+class RiskControl:
+    """The outcome of :func:`select_with_guaranteed_risk` or :func:`risk_bound_at_coverage`.
+
+    Attributes
+    ----------
+    key : float
+        Threshold on the rank key: accept iff ``key >= self.key``
+        (``inf`` when nothing can be accepted).
+    n : int
+        Calibration samples.
+    point : OperatingPoint
+        The chosen operating point (on the calibration set).
+    delta : float
+        Overall failure probability δ of the guarantee.
+    tests : int
+        Bounds the guarantee is union-bounded over; each one is computed at ``δ / tests``.
+    feasible : bool
+        Whether the chosen point's bound meets the target risk (always True
+        in coverage mode).
+    target_risk, target_coverage : float or None
+        What was asked for (exactly one is set).
+    searched : tuple of OperatingPoint
+        Every operating point whose bound was computed, in search order.
+    """
+
+    key: float
+    n: int
+    point: OperatingPoint
+    delta: float
+    tests: int
+    feasible: bool
+    target_risk: float | None = None
+    target_coverage: float | None = None
+    searched: tuple[OperatingPoint, ...] = ()
+
+    @property
+    def coverage(self) -> float:
+        return self.point.accepted / self.n
+
+    @property
+    def risk(self) -> float:
+        return self.point.risk
+
+    @property
+    def bound(self) -> float:
+        return self.point.bound
+
+    @property
+    def delta_per_test(self) -> float:
+        return self.delta / self.tests
+
+    @property
+    def best(self) -> OperatingPoint:
+        """The searched point with the lowest bound (largest coverage among equals)."""
+        pts = [p for p in self.searched if p.accepted] or [self.point]
+        return min(pts, key=lambda p: (p.bound, -p.accepted))
+
+
+def _prefix(sorted_scores: SortedScores) -> tuple[np.ndarray, np.ndarray]:
+    """Accepted samples and errors after each tie block (exact integers)."""
+    blocks = sorted_scores.blocks()
+    return np.cumsum(blocks.sizes), np.rint(np.cumsum(blocks.errors)).astype(np.int64)
+
+
+def _key_after(keys_sorted: np.ndarray, accepted: int) -> float:
+    """Threshold key that accepts exactly the first ``accepted`` sorted samples."""
+    return float(keys_sorted[accepted - 1]) if accepted else math.inf
+
+
+def _check(keys: np.ndarray, errors: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.asarray(keys, dtype=np.float64)
+    errors = np.asarray(errors, dtype=bool)
+    if keys.ndim != 1 or keys.shape != errors.shape or keys.size == 0:
+        raise UsageError(
+            "keys and errors must be non-empty 1-D arrays of one length, "
+            f"got shapes {keys.shape} and {errors.shape}"
+        )
+    if np.isnan(keys).any():
+        raise UsageError("confidence keys contain NaN")
+    if not 0.0 < delta < 1.0 or math.isnan(delta):
+        raise UsageError(f"delta must be in (0, 1), got {delta}")
+    return keys, errors
+
+
+def union_bound_tests(n: int) -> int:
+    """``⌈log2 n⌉`` (at least 1): how many thresholds SGR's binary search may test."""
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def select_with_guaranteed_risk(
+    keys: np.ndarray, errors: np.ndarray, *, target_risk: float, delta: float = 0.05
+) -> RiskControl:
+    """Largest-coverage threshold whose selective-risk bound is at most ``target_risk``.
+
+    Selection with Guaranteed Risk (Geifman & El-Yaniv 2017, Algorithm 1).
+    Candidates are the ``B`` tie-block boundaries of the calibration scores
+    (accept the ``c`` most confident blocks, ``c = 1..B``). A binary search
+    over ``c`` tests at most ``T = ⌈log2 n⌉`` candidates; candidate ``c`` with
+    ``m_c`` accepted samples and ``k_c`` errors gets the bound
+    ``B*(k_c, m_c, δ / T)`` and is feasible when the bound is ``<= target_risk``;
+    the search moves to larger coverage after a feasible candidate and to
+    smaller coverage otherwise. The result is the largest-coverage feasible
+    candidate tested. By the union bound over the ``T`` tests, with probability
+    at least ``1 - δ`` over the i.i.d. calibration draw, the true selective
+    risk of the returned threshold is at most its bound (hence at most
+    ``target_risk``).
+
+    Parameters
+    ----------
+    keys : ndarray, shape (n,)
+        Rank keys of the calibration samples (higher is accepted first).
+    errors : ndarray of bool, shape (n,)
+        True where the calibration prediction is wrong.
+    target_risk : float
+        The selective risk ``r*`` to certify, in [0, 1].
+    delta : float
+        Failure probability of the guarantee, in (0, 1).
+
+    Returns
+    -------
+    RiskControl
+        ``feasible`` is False (and ``key`` is ``inf``) when no tested threshold
+        is certified; ``best`` then holds the lowest bound found.
+
+    References
+    ----------
+    Geifman & El-Yaniv (2017), *Selective classification for deep neural networks*, NeurIPS.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.random(5000)
+    >>> err = rng.random(5000) < 0.2 * (1 - s)   # errors concentrate at low confidence
+    >>> rc = select_with_guaranteed_risk(s, err, target_risk=0.05, delta=0.05)
+    >>> rc.feasible, rc.bound <= 0.05, 0.3 < rc.coverage < 0.7
+    (True, True, True)
+    """
+    keys, errors = _check(keys, errors, delta)
+    if not 0.0 <= target_risk <= 1.0:
+        raise UsageError(f"target risk must be in [0, 1], got {target_risk}")
+    s = sort_scores(keys, errors)
+    accepted, errs = _prefix(s)
+    n_blocks = accepted.shape[0]
+    tests = union_bound_tests(s.n)
+    d = delta / tests
+    lo, hi = 0, n_blocks + 1  # lo: largest feasible found (0 = none); hi: smallest infeasible
+    searched: list[OperatingPoint] = []
+    while hi - lo > 1 and len(searched) < tests:
+        mid = (lo + hi) // 2
+        m, k = int(accepted[mid - 1]), int(errs[mid - 1])
+        p = OperatingPoint(mid, m, k, binomial_upper_bound(k, m, d))
+        searched.append(p)
+        if p.bound <= target_risk:
+            lo = mid
+        else:
+            hi = mid
+    chosen = next((p for p in searched if p.blocks == lo), OperatingPoint(0, 0, 0))
+    return RiskControl(
+        key=_key_after(keys[s.order], chosen.accepted),
+        n=s.n,
+        point=chosen,
+        delta=delta,
+        tests=tests,
+        feasible=lo > 0,
+        target_risk=target_risk,
+        searched=tuple(searched),
+    )
+
+
+def blocks_for_coverage(accepted: np.ndarray, n: int, coverage: float) -> int:
+    """Fewest tie blocks whose accepted count reaches ``coverage · n`` (ties never split)."""
+    need = coverage * n * (1 - 1e-12)
+    return int(np.searchsorted(accepted, need, side="left")) + 1
+
+
+def risk_bound_at_coverage(
+    keys: np.ndarray, errors: np.ndarray, *, coverage: float, delta: float = 0.05
+) -> RiskControl:
+    """Selective-risk upper bound at the threshold reaching ``coverage``.
+
+    The threshold accepts the fewest most-confident tie blocks that reach
+    ``coverage · n`` samples (coverage may come out slightly higher when a tie
+    block straddles the target). One threshold is tested, so the bound
+    ``B*(k, m, δ)`` needs no union correction.
+
+    Examples
+    --------
+    >>> rc = risk_bound_at_coverage(np.arange(10.0), np.arange(10) < 3, coverage=0.7)
+    >>> rc.point.accepted, rc.point.errors, rc.key
+    (7, 0, 3.0)
+    """
+    keys, errors = _check(keys, errors, delta)
+    if not 0.0 < coverage <= 1.0:
+        raise UsageError(f"target coverage must be in (0, 1], got {coverage}")
+    s = sort_scores(keys, errors)
+    accepted, errs = _prefix(s)
+    c = blocks_for_coverage(accepted, s.n, coverage)
+    m, k = int(accepted[c - 1]), int(errs[c - 1])
+    point = OperatingPoint(c, m, k, binomial_upper_bound(k, m, delta))
+    return RiskControl(
+        key=_key_after(keys[s.order], m),
+        n=s.n,
+        point=point,
+        delta=delta,
+        tests=1,
+        feasible=True,
+        target_coverage=coverage,
+        searched=(point,),
+    )
+
+
+# --------------------------------------------------------------------------- predictions level
+@dataclass(frozen=True)
+class TestOutcome:
+    """What a threshold does on held-out test predictions.
+
+    Attributes
+    ----------
+    source : str
+    n, accepted, errors : int
+    risk_interval : tuple of float
+        Two-sided 95% Clopper–Pearson interval of the test selective risk.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    source: str
+    n: int
+    accepted: int
+    errors: int
+    risk_interval: tuple[float, float]
+
+    @property
+    def coverage(self) -> float:
+        return self.accepted / self.n
+
+    @property
+    def risk(self) -> float:
+        return self.errors / self.accepted if self.accepted else math.nan
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """A calibrated threshold for one score on one predictions source.
+
+    Attributes
+    ----------
+    source : str
+    score : str
+    params : dict
+        Score parameters (fixed or tuned).
+    tuned : bool
+    control : RiskControl
+    value : float
+        The threshold in the score's human-readable value (e.g. MSP 0.83);
+        the exact decision rule uses ``control.key``.
+    input_kind : str
+    num_classes : int
+    labels_sha256, data_sha256 : str
+        Identify the calibration samples that the guarantee is conditioned on.
+    test : TestOutcome or None
+    tuning : dict or None
+        How ``params`` were tuned (split, sizes, decisions), when they were.
+    """
+
+    source: str
+    score: str
+    params: dict[str, float]
+    tuned: bool
+    control: RiskControl
+    value: float
+    input_kind: str
+    num_classes: int
+    labels_sha256: str
+    data_sha256: str
+    test: TestOutcome | None = None
+    tuning: dict[str, Any] | None = None
+
+    @property
+    def mode(self) -> str:
+        return "risk" if self.control.target_risk is not None else "coverage"
+
+    @property
+    def feasible(self) -> bool:
+        return self.control.feasible
+
+    def guarantee(self) -> str:
+        """The promise in one sentence (empty when infeasible)."""
+        c = self.control
+        if not c.feasible:
+            return ""
+        how = (
+            f"binomial-tail bound at δ/{c.tests} for each of the {c.tests} thresholds "
+            "SGR may test (union bound)"
+            if c.tests > 1
+            else "one-sided Clopper–Pearson bound"
+        )
+        return (
+            f"With probability at least {1 - c.delta:.4g} over the draw of the {c.n} "
+            f"calibration samples, the selective risk (error rate among accepted inputs) "
+            f"of '{self.score}' key >= {c.key!r} on new data drawn i.i.d. from the "
+            f"calibration distribution is at most {100 * c.bound:.3f}% ({how}; Geifman & "
+            "El-Yaniv 2017)."
+        )
+
+
+def data_sha256(preds: Any, *, chunk_size: int = 65536) -> str:
+    """SHA-256 of a predictions source's values (row-major, as loaded) and labels."""
+    h = hashlib.sha256()
+    h.update(preds.kind.encode())
+    for _, rows in preds.chunks(chunk_size):
+        h.update(np.ascontiguousarray(rows).tobytes())
+    h.update(np.ascontiguousarray(preds.labels, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def _score_keys(
+    preds: Any, score: str, params: Mapping[str, float], chunk_size: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from sc_eval.pipeline import score_samples
+
+    scored = score_samples(preds, scores=[score], params={score: params}, chunk_size=chunk_size)
+    return scored.keys[score], scored.values[score], scored.errors
+
+
+def calibrate(
+    preds: Any,
+    *,
+    score: str = "msp",
+    params: Mapping[str, float] | None = None,
+    tuned: bool = False,
+    target_risk: float | None = None,
+    target_coverage: float | None = None,
+    delta: float = 0.05,
+    index: np.ndarray | None = None,
+    tuning: dict[str, Any] | None = None,
+    chunk_size: int | None = None,
+) -> ThresholdResult:
+    """Calibrate a rejection threshold for ``score`` on a predictions source.
+
+    Parameters
+    ----------
+    preds : Predictions
+        Calibration predictions (i.i.d. from the deployment distribution).
+    score : str
+        Confidence score name (see :data:`sc_eval.scores.SCORES`).
+    params : mapping, optional
+        Score parameters (e.g. ``{"p": 2}``); defaults otherwise.
+    tuned : bool
+        Mark ``params`` as tuned (on data disjoint from ``index``).
+    target_risk, target_coverage : float
+        Exactly one: certify a selective risk (SGR), or bound the risk at a coverage.
+    delta : float
+        Failure probability of the guarantee.
+    index : ndarray of int, optional
+        Rows of ``preds`` to calibrate on (e.g. those not used for tuning).
+    tuning : dict, optional
+        Record of how ``params`` were tuned, kept in the result and the selector.
+
+    Returns
+    -------
+    ThresholdResult
+    """
+    from sc_eval.io import labels_sha256
+    from sc_eval.scores import get_score
+
+    if (target_risk is None) == (target_coverage is None):
+        raise UsageError("give exactly one of --target-risk and --target-coverage")
+    resolved = get_score(score).resolve(params)
+    keys, values, errors = _score_keys(preds, score, resolved, chunk_size)
+    labels = preds.labels
+    if index is not None:
+        keys, values, errors, labels = keys[index], values[index], errors[index], labels[index]
+    if target_risk is not None:
+        control = select_with_guaranteed_risk(keys, errors, target_risk=target_risk, delta=delta)
+    else:
+        assert target_coverage is not None
+        control = risk_bound_at_coverage(keys, errors, coverage=target_coverage, delta=delta)
+    value = math.nan
+    if control.point.accepted:
+        at = keys == control.key
+        value = float(values[np.flatnonzero(at)[0]])
+    return ThresholdResult(
+        source=preds.name,
+        score=score,
+        params=resolved,
+        tuned=tuned,
+        control=control,
+        value=value,
+        input_kind=preds.kind,
+        num_classes=preds.num_classes,
+        labels_sha256=labels_sha256(labels),
+        data_sha256=data_sha256(preds),
+        tuning=tuning,
+    )
+
+
+def evaluate_on(
+    preds: Any,
+    *,
+    score: str,
+    params: Mapping[str, float],
+    key: float,
+    chunk_size: int | None = None,
+) -> TestOutcome:
+    """Apply ``accept iff key >= threshold`` to test predictions and measure it."""
+    keys, _, errors = _score_keys(preds, score, params, chunk_size)
+    accept = keys >= key
+    m, k = int(accept.sum()), int(errors[accept].sum())
+    return TestOutcome(preds.name, preds.n, m, k, clopper_pearson(k, m))
+
+
+# --------------------------------------------------------------------------- renderers
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}"
+
+
+def _params_text(r: ThresholdResult) -> str:
+    text = ", ".join(f"{k}={v:g}" for k, v in r.params.items())
+    return f" ({text}{', tuned' if r.tuned else ''})" if text else ""
+
+
+def headline(r: ThresholdResult) -> list[str]:
+    """Human summary lines: what was asked, the threshold, and the promise."""
+    c = r.control
+    if r.mode == "risk":
+        assert c.target_risk is not None
+        ask = (
+            f"target: selective risk <= {_pct(c.target_risk)}% with probability "
+            f">= {100 * (1 - c.delta):.4g}% (δ = {c.delta:g}, {c.tests} tests "
+            f"at δ/{c.tests} = {c.delta_per_test:.3g})"
+        )
+    else:
+        assert c.target_coverage is not None
+        ask = (
+            f"target: coverage {_pct(c.target_coverage)}%, risk bound at "
+            f"confidence {100 * (1 - c.delta):.4g}% (δ = {c.delta:g})"
+        )
+    lines = [ask]
+    if c.feasible:
+        lines.append(
+            f"threshold: accept when {r.score}{_params_text(r)} >= {r.value:.6g} "
+            f"(rank key >= {c.key!r})"
+        )
+    else:
+        b = c.best
+        lines.append(
+            f"infeasible: no threshold has a risk bound <= {_pct(c.target_risk or 0.0)}%; "
+            f"the lowest bound found is {_pct(b.bound)}% at coverage "
+            f"{_pct(b.accepted / c.n)}% (try a larger --target-risk or --delta, "
+            "or more calibration data)"
+        )
+    return lines
+
+
+ROWS: tuple[tuple[str, str], ...] = (
+    ("samples", "count"),
+    ("accepted", "count"),
+    ("coverage", "fraction"),
+    ("selective risk", "fraction"),
+    ("risk upper bound", "fraction"),
+    ("risk 95% CI low", "fraction"),
+    ("risk 95% CI high", "fraction"),
+)
+
+
+def _rows(r: ThresholdResult) -> list[tuple[str, str, float, float | None]]:
+    """``(quantity, unit, calibration, test)`` rows (fractions; NaN where not applicable)."""
+    c, t = r.control, r.test
+    p = c.point if c.feasible else c.best
+    nan = math.nan
+    cal = [c.n, p.accepted, p.accepted / c.n, p.risk, p.bound, nan, nan]
+    test = (
+        None
+        if t is None
+        else [t.n, t.accepted, t.coverage, t.risk, nan, t.risk_interval[0], t.risk_interval[1]]
+    )
+    return [
+        (name, unit, float(cal[i]), None if test is None else float(test[i]))
+        for i, (name, unit) in enumerate(ROWS)
+    ]
+
+
+def grid(r: ThresholdResult) -> Any:
+    """The result as a :class:`sc_eval.report.Grid` (percent for fractions)."""
+    from sc_eval.report import Grid
+
+    cal_header = "calibration" if r.feasible else "calibration (lowest bound found)"
+    headers = ["quantity", cal_header] + (["test"] if r.test is not None else [])
+    rows = []
+    for name, unit, cal, test in _rows(r):
+        if name.startswith("risk 95% CI"):
+            continue
+        fmt = (lambda x: f"{x:.0f}") if unit == "count" else _pct
+        label = name if unit == "count" else f"{name} (%)"
+        if name == "risk upper bound":
+            label = f"risk bound @ {100 * (1 - r.control.delta):.4g}% (%)"
+        row = [label, fmt(cal)]
+        if test is not None:
+            row.append("" if math.isnan(test) and name == "risk upper bound" else fmt(test))
+            if name == "selective risk" and r.test is not None:
+                lo, hi = r.test.risk_interval
+                row[-1] += f"  [95% CI {_pct(lo)}–{_pct(hi)}]"
+        rows.append(row)
+    title = f"{r.source} — threshold for '{r.score}'"
+    return Grid(title, headers, rows, set())
+
+
+def result_dict(r: ThresholdResult) -> dict[str, Any]:
+    """The versioned JSON document of ``sc-eval threshold`` (fractions; NaN/inf as null)."""
+    from sc_eval import __version__
+
+    c = r.control
+    best = c.best
+
+    def point(p: OperatingPoint) -> dict[str, Any]:
+        return {
+            "accepted": p.accepted,
+            "errors": p.errors,
+            "coverage": p.accepted / c.n,
+            "risk": p.risk,
+            "bound": p.bound,
+        }
+
+    doc = {
+        "schema": THRESHOLD_SCHEMA,
+        "version": THRESHOLD_VERSION,
+        "tool": f"sc-eval {__version__}",
+        "command": "threshold",
+        "units": "fractions (multiply by 100 for %)",
+        "source": r.source,
+        "score": r.score,
+        "params": r.params,
+        "tuned": r.tuned,
+        "mode": r.mode,
+        "target_risk": c.target_risk,
+        "target_coverage": c.target_coverage,
+        "delta": c.delta,
+        "feasible": c.feasible,
+        "threshold": {"key": c.key, "value": r.value, "rule": "accept iff rank key >= key"},
+        "calibration": {
+            "n": c.n,
+            **point(c.point),
+            "labels_sha256": r.labels_sha256,
+            "data_sha256": r.data_sha256,
+        },
+        "best": None if c.feasible else point(best),
+        "search": {
+            "tests": c.tests,
+            "delta_per_test": c.delta_per_test,
+            "tested": [point(p) for p in c.searched],
+        },
+        "test": None
+        if r.test is None
+        else {
+            "source": r.test.source,
+            "n": r.test.n,
+            "accepted": r.test.accepted,
+            "errors": r.test.errors,
+            "coverage": r.test.coverage,
+            "risk": r.test.risk,
+            "risk_ci95": list(r.test.risk_interval),
+        },
+        "tuning": r.tuning,
+        "guarantee": r.guarantee(),
+    }
+    return _clean(doc)
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float):
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    return x
+
+
+def render_table(results: Sequence[ThresholdResult], *, console: Any = None, **_: Any) -> str:
+    """Rich table(s); printed to ``console`` when given, else returned as plain text."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = console or Console(file=buf, no_color=True, width=160, highlight=False)
+    for r in results:
+        for line in headline(r):
+            console.print(escape(line))
+        g = grid(r)
+        t = Table(title=escape(g.title), title_justify="left")
+        for j, h in enumerate(g.headers):
+            t.add_column(h, justify="left" if j == 0 else "right", no_wrap=j == 0)
+        for row in g.rows:
+            t.add_row(*[escape(c) for c in row])
+        console.print(t)
+        if r.guarantee():
+            console.print(f"[dim]{escape(r.guarantee())}[/dim]")
+        console.print()
+    return buf.getvalue()
+
+
+def render_markdown(results: Sequence[ThresholdResult], **_: Any) -> str:
+    parts = []
+    for r in results:
+        g = grid(r)
+        lines = [f"### {g.title}", ""] + [f"- {h}" for h in headline(r)] + [""]
+        lines.append("| " + " | ".join(g.headers) + " |")
+        lines.append("|---|" + "---:|" * (len(g.headers) - 1))
+        lines += ["| " + " | ".join(row) + " |" for row in g.rows]
+        if r.guarantee():
+            lines += ["", r.guarantee()]
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def render_json(results: Sequence[ThresholdResult], **_: Any) -> str:
+    docs = [result_dict(r) for r in results]
+    return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, allow_nan=False) + "\n"
+
+
+def render_csv(results: Sequence[ThresholdResult], **_: Any) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["source", "score", "split", "quantity", "value", "unit"])
+    for r in results:
+        for name, v in (("threshold key", r.control.key), ("threshold value", r.value)):
+            text = repr(float(v)) if math.isfinite(v) else ""
+            w.writerow([r.source, r.score, "calibration", name, text, name.split()[1]])
+        for name, unit, cal, test in _rows(r):
+            if not math.isnan(cal):
+                w.writerow([r.source, r.score, "calibration", name, _num(cal, unit), unit])
+            if test is not None and not math.isnan(test):
+                w.writerow([r.source, r.score, "test", name, _num(test, unit), unit])
+    return buf.getvalue()
+
+
+def _num(v: float, unit: str) -> str:
+    if math.isnan(v):
+        return ""
+    return str(int(v)) if unit == "count" else repr(float(v))
+
+
+FORMATS: dict[str, Callable[..., str]] = {
+    "table": render_table,
+    "json": render_json,
+    "csv": render_csv,
+    "markdown": render_markdown,
+}
+
+
+def render(results: Sequence[ThresholdResult], fmt: str, **kwargs: Any) -> str:
+    """Render threshold results in format ``fmt`` (a key of :data:`FORMATS`)."""
+    return FORMATS[fmt](results, **kwargs)

@@ -1,0 +1,277 @@
+"""Bootstrap (sc_eval.stats): the no-re-sort fast path against re-sorting, intervals,
+p-values and seeding."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import make_logits
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import seeded_conf_err, small_conf_err
+
+from sc_eval.curves import sort_scores
+from sc_eval.errors import UsageError
+from sc_eval.io import predictions_from_arrays
+from sc_eval.metrics import CONVENTIONS, MODEL_METRICS, Curves, SampleStats, get_metric
+from sc_eval.pipeline import EvalOptions, evaluate_source
+from sc_eval.stats import (
+    PairedBootstrap,
+    bootstrap_counts,
+    bootstrap_metrics,
+    evaluation_intervals,
+    paired_difference,
+    percentile_interval,
+)
+
+SELECTIVE = (
+    "aurc",
+    "e-aurc",
+    "naurc",
+    "augrc",
+    "auroc",
+    "fpr@95tpr",
+    "risk@cov=1",
+    "risk@cov=0.9",
+    "risk@cov=0.5",
+    "risk@cov=0.37",
+    "risk@cov=0.001",
+    "cov@risk=0.1",
+    "cov@risk=0",
+)
+ALL_METRICS = (*MODEL_METRICS, *SELECTIVE)
+
+
+def _model(conf: np.ndarray, err: np.ndarray, seed: int = 0) -> SimpleNamespace:
+    """A resamplable model: one score ``s`` and made-up calibration terms."""
+    rng = np.random.default_rng(seed)
+    n = conf.shape[0]
+    p = rng.uniform(0.3, 1.0, n)
+    stats = SampleStats(~err, p, np.log(rng.uniform(0.01, 1.0, n)), rng.uniform(0, 2, n))
+    return SimpleNamespace(errors=err, keys={"s": conf}, stats=stats)
+
+
+def _resorted(model: SimpleNamespace, counts: np.ndarray, convention: str) -> dict[str, float]:
+    """Every metric on the explicitly resampled data, sorted again (the slow, obvious way)."""
+    idx = np.repeat(np.arange(counts.shape[0]), counts)
+    conv = CONVENTIONS[convention]
+    curves = Curves(sort_scores(model.keys["s"][idx], model.errors[idx]))
+    out = {m: MODEL_METRICS[m](model.stats.take(idx)) for m in MODEL_METRICS}
+    out |= {m: get_metric(m)(curves, conv) for m in SELECTIVE}
+    return out
+
+
+def _assert_fast_equals_resorted(conf: np.ndarray, err: np.ndarray, seed: int) -> None:
+    model = _model(conf, err, seed)
+    for convention in CONVENTIONS:
+        boot = PairedBootstrap([model], metrics=ALL_METRICS, convention=convention)
+        for counts in bootstrap_counts(conf.shape[0], 3, seed=seed):
+            fast = boot.replicate(counts)[0, 0]
+            slow = _resorted(model, counts, convention)
+            for k, name in enumerate(ALL_METRICS):
+                f, s = fast[k], slow[name]
+                assert (math.isnan(f) and math.isnan(s)) or f == pytest.approx(
+                    s, rel=1e-9, abs=1e-12
+                ), (convention, name, f, s)
+
+
+@given(small_conf_err(max_n=12), st.integers(0, 2**32 - 1))
+def test_fast_path_equals_resorting_small(data, seed):
+    conf, err = data
+    _assert_fast_equals_resorted(conf, err, seed)
+
+
+@given(seeded_conf_err(max_n=400), st.integers(0, 2**32 - 1))
+def test_fast_path_equals_resorting_seeded(data, seed):
+    conf, err = data
+    _assert_fast_equals_resorted(conf, err, seed)
+
+
+def test_fast_path_equals_resorting_real_scores():
+    """Real rank keys (with exact ties from duplicated rows) through the whole pipeline."""
+    z, y = make_logits(500, 7, seed=3)
+    z[::7] = z[1::7][: z[::7].shape[0]]
+    y[::7] = y[1::7][: y[::7].shape[0]]
+    _, scored = evaluate_source(
+        predictions_from_arrays(z, y), EvalOptions(scores=("msp", "margin"))
+    )
+    for name in ("msp", "margin"):
+        _assert_fast_equals_resorted(scored.keys[name], scored.errors, seed=11)
+
+
+@given(seeded_conf_err(max_n=300, ties=True), st.integers(0, 2**32 - 1))
+def test_reweighted_tie_blocks_equal_resorted_blocks_exactly(data, seed):
+    """The foundation of the fast path: re-weighting the one sort gives the very tie
+    blocks that sorting the resampled data gives (bit for bit, empty blocks aside)."""
+    conf, err = data
+    counts = next(bootstrap_counts(conf.shape[0], 1, seed=seed))
+    w = sort_scores(conf, err).blocks(counts)
+    keep = w.sizes > 0
+    idx = np.repeat(np.arange(conf.shape[0]), counts)
+    r = sort_scores(conf[idx], err[idx]).blocks()
+    np.testing.assert_array_equal(w.sizes[keep], r.sizes)
+    np.testing.assert_array_equal(w.errors[keep], r.errors)
+
+
+# --------------------------------------------------------------------------- seeding
+def test_counts_are_multinomial_and_seeded():
+    a = list(bootstrap_counts(50, 4, seed=7))
+    b = list(bootstrap_counts(50, 4, seed=7))
+    c = list(bootstrap_counts(50, 4, seed=8))
+    assert all(int(x.sum()) == 50 and x.shape == (50,) and x.min() >= 0 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_seed_reproducibility():
+    rng = np.random.default_rng(0)
+    err = rng.random(300) < 0.3
+    models = [_model(rng.normal(size=300) - err, err, 1), _model(rng.normal(size=300), err, 2)]
+    r1 = bootstrap_metrics(models, metrics=["aurc", "acc"], n_boot=30, seed=5)
+    r2 = bootstrap_metrics(models, metrics=["aurc", "acc"], n_boot=30, seed=5)
+    r3 = bootstrap_metrics(models, metrics=["aurc", "acc"], n_boot=30, seed=6)
+    np.testing.assert_array_equal(r1.values, r2.values)
+    assert not np.array_equal(r1.values, r3.values)
+
+
+def test_paired_same_counts_for_every_model():
+    """A model compared with itself: every replicate difference is exactly 0, p = 1."""
+    rng = np.random.default_rng(1)
+    err = rng.random(200) < 0.25
+    m = _model(rng.normal(size=200), err)
+    r = bootstrap_metrics([m, m], metrics=["aurc", "acc", "auroc"], n_boot=40, seed=0)
+    for metric in ("aurc", "acc", "auroc"):
+        d = r.difference(1, "s", metric, estimate=0.0)
+        assert d.low == d.high == 0.0
+        assert d.p_value == 1.0
+        assert not d.excludes_zero
+
+
+def test_bootstrap_rejects_bad_arguments():
+    m = _model(np.arange(5.0), np.array([0, 1, 0, 0, 1], dtype=bool))
+    with pytest.raises(UsageError):
+        bootstrap_metrics([m], metrics=["aurc"], n_boot=0)
+    with pytest.raises(UsageError):
+        bootstrap_metrics([], metrics=["aurc"], n_boot=3)
+    short = _model(np.arange(4.0), np.array([0, 1, 0, 0], dtype=bool))
+    with pytest.raises(UsageError, match="same number of samples"):
+        bootstrap_metrics([m, short], metrics=["aurc"], n_boot=3)
+
+
+# --------------------------------------------------------------------------- intervals
+def test_percentile_interval_and_nan_replicates():
+    x = np.r_[np.arange(101.0), np.nan, np.inf]
+    iv = percentile_interval(x, estimate=50.0, confidence=0.5)
+    assert (iv.low, iv.high, iv.estimate, iv.confidence) == (25.0, 75.0, 50.0, 0.5)
+    empty = percentile_interval(np.array([np.nan]), estimate=1.0)
+    assert math.isnan(empty.low) and math.isnan(empty.high) and not empty.excludes_zero
+    for bad in (0.0, 1.0, 1.5, math.nan):
+        with pytest.raises(UsageError, match="confidence"):
+            percentile_interval(x, estimate=0.0, confidence=bad)
+
+
+def test_paired_difference_p_value():
+    # all 99 replicates above 0: the smallest possible p, 2 / (B + 1)
+    d = paired_difference(np.linspace(0.1, 1.0, 99), estimate=0.5)
+    assert d.p_value == pytest.approx(0.02)
+    assert d.excludes_zero
+    # symmetric around 0: p = 1
+    s = paired_difference(np.r_[-np.arange(1.0, 50), np.arange(1.0, 50)], estimate=0.0)
+    assert s.p_value == 1.0 and not s.excludes_zero
+    # a quarter of the replicates below 0 -> p about 0.5
+    q = paired_difference(np.r_[-np.ones(25), np.ones(75)], estimate=0.5)
+    assert q.p_value == pytest.approx(2 * 26 / 101)
+    assert math.isnan(paired_difference(np.array([np.nan]), estimate=0.0).p_value)
+
+
+def _two_models(rng: np.random.Generator, n: int, gap: float) -> list[SimpleNamespace]:
+    """Two models on the same samples; B ranks its errors ``gap`` worse than A."""
+    err_a = rng.random(n) < 0.25
+    err_b = np.where(rng.random(n) < 0.5, err_a, rng.random(n) < 0.25)
+    return [
+        _model(rng.normal(size=n) - 1.5 * err_a, err_a),
+        _model(rng.normal(size=n) - (1.5 - gap) * err_b, err_b),
+    ]
+
+
+def _coverage(reps: int, n: int, n_boot: int) -> tuple[float, float]:
+    """Fractions of repeated test sets whose 95% / 50% paired ΔAURC interval holds the
+    population difference."""
+    population = _two_models(np.random.default_rng(123), 400_000, gap=0.7)
+    truth = [
+        CONVENTIONS["mean"].aurc(Curves(sort_scores(m.keys["s"], m.errors))) for m in population
+    ]
+    true_delta = truth[1] - truth[0]
+    assert true_delta > 0.01
+    rng = np.random.default_rng(7)
+    hits95 = hits50 = 0
+    for rep in range(reps):
+        idx = rng.integers(0, population[0].errors.shape[0], n)
+        sample = [_model(m.keys["s"][idx], m.errors[idx]) for m in population]
+        r = bootstrap_metrics(sample, metrics=["aurc"], n_boot=n_boot, seed=rep)
+        deltas = r.replicates(1, "s", "aurc") - r.replicates(0, "s", "aurc")
+        d95 = paired_difference(deltas, estimate=0.0, confidence=0.95)
+        d50 = paired_difference(deltas, estimate=0.0, confidence=0.50)
+        hits95 += d95.low <= true_delta <= d95.high
+        hits50 += d50.low <= true_delta <= d50.high
+    return hits95 / reps, hits50 / reps
+
+
+def test_interval_coverage_of_a_known_difference():
+    """Over repeated test sets, the 95% paired interval of ΔAURC holds the population
+    difference most of the time, and a 50% interval about half the time."""
+    c95, c50 = _coverage(reps=40, n=800, n_boot=200)
+    assert c95 >= 0.8
+    assert 0.25 <= c50 <= 0.8
+
+
+@pytest.mark.slow
+def test_interval_coverage_close_to_nominal():
+    c95, c50 = _coverage(reps=200, n=1000, n_boot=400)
+    assert 0.88 <= c95 <= 0.99
+    assert 0.38 <= c50 <= 0.62
+
+
+def test_p_value_roughly_uniform_under_the_null():
+    """Two exchangeable models (same distribution, independent draws): p-values of
+    ΔAURC spread over [0, 1] and are rarely small."""
+    rng = np.random.default_rng(2024)
+    ps = []
+    for rep in range(60):
+        n = 300
+        y_err = [rng.random(n) < 0.3 for _ in range(2)]
+        models = [_model(rng.normal(size=n) - e, e) for e in y_err]
+        r = bootstrap_metrics(models, metrics=["aurc"], n_boot=150, seed=rep)
+        est = 0.0
+        ps.append(r.difference(1, "s", "aurc", estimate=est).p_value)
+    p = np.array(ps)
+    assert np.mean(p < 0.05) <= 0.15
+    assert 0.3 <= np.mean(p < 0.5) <= 0.7
+    # Kolmogorov–Smirnov distance to the uniform distribution, loosely
+    grid = np.sort(p)
+    ks = np.max(np.abs(grid - np.arange(1, grid.size + 1) / grid.size))
+    assert ks < 0.25
+
+
+# --------------------------------------------------------------------------- one evaluation
+def test_evaluation_intervals_cover_every_metric():
+    z, y = make_logits(400, 5, seed=4)
+    ev, scored = evaluate_source(
+        predictions_from_arrays(z, y), EvalOptions(scores=("msp", "maxlogit"), coverages=(0.9,))
+    )
+    iv = evaluation_intervals(ev, scored, n_boot=60, seed=1, confidence=0.9)
+    assert set(iv.model) == set(ev.model_metrics)
+    assert set(iv.scores) == {"msp", "maxlogit"}
+    for name, res in ev.scores.items():
+        assert set(iv.scores[name]) == set(ev.metric_names)
+        aurc = iv.scores[name]["aurc"]
+        assert aurc.estimate == res.metrics["aurc"]
+        assert aurc.low < aurc.estimate < aurc.high
+    acc = iv.model["acc"]
+    assert acc.low <= ev.model_metrics["acc"] <= acc.high
+    assert (iv.n_boot, iv.seed, iv.confidence) == (60, 1, 0.9)
+    again = evaluation_intervals(ev, scored, n_boot=60, seed=1, confidence=0.9)
+    assert again == iv
