@@ -411,3 +411,12 @@ def test_score_imports_torch_only_for_pt_files(workdir, src, imports_torch):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["results"][0]["n"] == 24
     assert f"TORCH={imports_torch}" in r.stderr
+
+
+def test_list_shows_every_registry_entry(runner):
+    from sc_eval.metrics import CONVENTIONS, MODEL_METRICS, SELECTIVE_METRICS
+    from sc_eval.scores import SCORES
+
+    r = run(runner, "list")
+    for name in (*SCORES, *MODEL_METRICS, *SELECTIVE_METRICS, *CONVENTIONS):
+        assert name in r.stdout

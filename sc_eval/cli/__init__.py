@@ -165,5 +165,6 @@ from sc_eval.cli import compare as _compare  # noqa: E402,F401
 from sc_eval.cli import demo as _demo  # noqa: E402,F401
 from sc_eval.cli import gate as _gate  # noqa: E402,F401
 from sc_eval.cli import infer as _infer  # noqa: E402,F401
+from sc_eval.cli import listing as _listing  # noqa: E402,F401
 from sc_eval.cli import score as _score  # noqa: E402,F401
 from sc_eval.cli import threshold as _threshold  # noqa: E402,F401

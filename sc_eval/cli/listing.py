@@ -1,0 +1,43 @@
+"""``sc-eval list``: the registries — scores, metrics, AURC conventions."""
+
+from __future__ import annotations
+
+from sc_eval.cli import app, handle_errors, stdout_console
+
+
+@app.command("list")
+@handle_errors
+def list_registries() -> None:
+    """List the confidence scores, metrics and AURC conventions sc-eval knows."""
+    from rich.table import Table
+
+    from sc_eval.metrics import CONVENTIONS, MODEL_METRICS, SELECTIVE_METRICS
+    from sc_eval.scores import DEFAULT_SCORES, SCORES
+
+    scores = Table(title="confidence scores (higher = accepted first)", title_justify="left")
+    for col in ("name", "input", "default", "tuned by", "parameters", "definition"):
+        scores.add_column(col)
+    for s in SCORES.values():
+        scores.add_row(
+            s.name,
+            "logits" if s.needs_logits else "logits or probs",
+            "yes" if s.name in DEFAULT_SCORES else "",
+            s.tuning or "",
+            ", ".join(f"{k}={v:g}" for k, v in s.defaults.items()),
+            s.description,
+        )
+    metrics = Table(title="metrics", title_justify="left")
+    for col in ("name", "better", "unit", "definition"):
+        metrics.add_column(col)
+    for m in (*MODEL_METRICS.values(), *SELECTIVE_METRICS.values()):
+        metrics.add_row(m.name, "higher" if m.higher_is_better else "lower", m.unit, m.description)
+    metrics.add_row("risk@cov=C", "lower", "fraction", "selective risk at coverage C in (0, 1]")
+    metrics.add_row("cov@risk=R", "higher", "fraction", "largest coverage whose risk is <= R")
+    conventions = Table(title="AURC conventions (--aurc-convention)", title_justify="left")
+    conventions.add_column("name")
+    conventions.add_column("definition")
+    for c in CONVENTIONS.values():
+        conventions.add_row(c.name, c.formula)
+    with stdout_console() as console:
+        for t in (scores, metrics, conventions):
+            console.print(t)
