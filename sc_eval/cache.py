@@ -87,11 +87,12 @@ def memo_digest(
         if len(text) == 64:
             return text
     digest = compute()
-    with contextlib.suppress(OSError):
+    from sc_eval.errors import InputError
+    from sc_eval.io import write_text
+
+    with contextlib.suppress(OSError, InputError):
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(digest + "\n")
-        os.replace(tmp, memo)
+        write_text(memo, digest + "\n")  # atomic: no half file, even on Ctrl-C
     return digest
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +35,15 @@ import numpy as np
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import Predictions, RawArray
 from sc_eval.metrics import MODEL_METRICS
-from sc_eval.pipeline import EvalOptions, Evaluation, ScoredSamples, evaluate_source
+from sc_eval.pipeline import (
+    EvalOptions,
+    Evaluation,
+    ScEvalWarning,
+    ScoredSamples,
+    evaluate_source,
+    get_nan_policy,
+    restrict_evaluation,
+)
 from sc_eval.stats import Difference, Interval, bootstrap_metrics
 
 __all__ = [
@@ -49,6 +58,7 @@ __all__ = [
     "align_predictions",
     "align_sources",
     "compare",
+    "drop_shared_rows",
 ]
 
 DEFAULT_COMPARE_METRICS: tuple[str, ...] = ("aurc", "e-aurc", "augrc", "auroc")
@@ -285,6 +295,49 @@ def align_sources(preds: Sequence[Predictions]) -> list[Predictions]:
     return align_predictions(preds)[0]
 
 
+def drop_shared_rows(
+    preds: Sequence[Predictions],
+    results: Sequence[tuple[Evaluation, ScoredSamples]],
+    opts: EvalOptions,
+) -> list[tuple[Evaluation, ScoredSamples]]:
+    """Under ``--nan-policy drop``, drop the union of every model's non-finite rows from
+    every model, so that all of them are still evaluated on the same samples.
+
+    ``preds`` must be aligned (row ``i`` is the same sample everywhere) and
+    ``results`` their :func:`~sc_eval.pipeline.evaluate_source` results. No
+    file is read again.
+
+    Raises
+    ------
+    InputError
+        No sample is finite in every model.
+    """
+    bad = [s.nonfinite for _, s in results]
+    if get_nan_policy(opts.nan_policy).keeps_rows or not any(b.size for b in bad):
+        return list(results)
+    union = bad[0]
+    for b in bad[1:]:
+        union = np.union1d(union, b)
+    n = preds[0].n
+    counts = ", ".join(f"{p.name}: {b.size}" for p, b in zip(preds, bad, strict=True))
+    if union.size >= n:
+        raise InputError(
+            f"expected samples that are finite in every model, found none ({counts} rows "
+            "with NaN or Inf)",
+            path=preds[0].name,
+        )
+    note = (
+        f"{union.size} of {n} samples hold NaN or Inf in at least one model ({counts}) "
+        f"(--nan-policy drop): dropped from every model; every metric is on the other "
+        f"{n - union.size}"
+    )
+    warnings.warn(note, ScEvalWarning, stacklevel=2)
+    return [
+        restrict_evaluation(p, ev, s, opts, drop=union, note=note)
+        for p, (ev, s) in zip(preds, results, strict=True)
+    ]
+
+
 # --------------------------------------------------------------------------- comparison
 def _model_metric_names(metrics: Sequence[str]) -> tuple[str, ...]:
     return ("acc", *(m for m in metrics if m in MODEL_METRICS and m != "acc"))
@@ -352,7 +405,7 @@ def compare(
     if not 0.0 < confidence < 1.0:
         raise UsageError(f"--confidence must be in (0, 1), got {confidence}")
     aligned, alignment = align_predictions(preds)
-    results = [evaluate_source(p, opts) for p in aligned]
+    results = drop_shared_rows(aligned, [evaluate_source(p, opts) for p in aligned], opts)
     evals = [ev for ev, _ in results]
     samples = [s for _, s in results]
     for ev, s in zip(evals[1:], samples[1:], strict=True):

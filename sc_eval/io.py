@@ -18,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Predictions",
     "atomic_output",
+    "check_output_path",
     "labels_sha256",
     "load_predictions",
     "predictions_from_arrays",
@@ -178,6 +181,16 @@ class FileRows:
 
 
 # --------------------------------------------------------------------------- readers
+MAX_DIM = 2**48  # larger than any real tensor dimension, small enough for numpy
+
+
+def _header_int(value: object) -> int:
+    """A non-negative JSON integer of a safetensors header (ValueError otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(value)
+    return value
+
+
 def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -204,19 +217,22 @@ def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     for name, info in header.items():
         try:
             st_dtype = str(info["dtype"])
-            shape = tuple(int(d) for d in info["shape"])
-            begin, end = (int(o) for o in info["data_offsets"])
+            shape = tuple(_header_int(d) for d in info["shape"])
+            begin, end = (_header_int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise InputError(
-                "corrupt safetensors header entry", path=path, field=str(name)
+                "corrupt safetensors header entry: expected dtype, shape and data_offsets "
+                "holding non-negative integers",
+                path=path,
+                field=str(name),
             ) from None
         if st_dtype not in _ST_DTYPES:  # e.g. fp8 in a tensor we do not read: keep its name
             arrays[str(name)] = RawArray(np.empty((0,)), f"unsupported {st_dtype}")
             continue
         dtype = _ST_DTYPES[st_dtype]
         np_dtype = np.dtype("uint16" if dtype == "bfloat16" else dtype)
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if any(d < 0 for d in shape) or end - begin != count * np_dtype.itemsize or begin < 0:
+        count = math.prod(shape)  # a Python int: a crafted shape cannot overflow it
+        if end - begin != count * np_dtype.itemsize or any(d > MAX_DIM for d in shape):
             raise InputError(
                 f"corrupt safetensors entry: shape {shape} {dtype} does not match "
                 f"{end - begin} data bytes",
@@ -239,13 +255,28 @@ def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
 
 
 MAX_NPZ_RATIO = 1000
+#: Members that expand to less than this are never zip bombs (a constant labels
+#: vector of a single-class test set compresses about 1000:1 with deflate).
+NPZ_BOMB_FLOOR = 64 * 1024 * 1024
+#: What :mod:`zipfile` raises on a damaged archive besides ``BadZipFile``
+#: (undecodable names, bad struct fields, unknown compression, truncated streams).
+ZIP_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    ValueError,
+    EOFError,
+    struct.error,
+    OverflowError,
+    NotImplementedError,
+    zlib.error,
+)
 
 
 def _read_npz(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
-                if info.compress_size and info.file_size / info.compress_size > MAX_NPZ_RATIO:
+                size = info.file_size
+                if size > NPZ_BOMB_FLOOR and size > MAX_NPZ_RATIO * max(info.compress_size, 1):
                     raise InputError(
                         f"member '{info.filename}' expands {info.file_size} bytes from "
                         f"{info.compress_size} (ratio > {MAX_NPZ_RATIO}); refusing a zip bomb",
@@ -262,29 +293,50 @@ def _read_npz(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
                 path=path,
             ) from None
         raise InputError(f"corrupt .npz file: {e}", path=path) from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
-        raise InputError(f"corrupt .npz file: {e}", path=path) from None
+    except MemoryError:
+        raise InputError("an array is too large to load into memory", path=path) from None
+    except Exception as e:  # BadZipFile, zlib.error, EOFError, …: a damaged archive
+        raise InputError(f"corrupt .npz file: {_describe(e)}", path=path) from None
     return arrays, {}
+
+
+def torch_load_weights(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, memory-mapped when the format allows.
+
+    Only tensors and plain containers are rebuilt; anything else raises
+    ``pickle.UnpicklingError`` (malformed bytes may raise other exceptions).
+    """
+    import torch
+
+    if path.suffix.lower() == ".safetensors":
+        # torch.load picks its safetensors reader from this suffix; the content says
+        # torch.save, so read it through a file object (no mmap then)
+        with open(path, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):  # the legacy format cannot be memory-mapped
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _describe(e: BaseException) -> str:
+    """The first line of an exception's message, with its type when the message is terse."""
+    text = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+    return text if len(text) >= 12 else f"{type(e).__name__}: {text}".rstrip(": ")
 
 
 def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     import pickle
+    import warnings
 
     import torch
 
     try:
-        if str(path).endswith(".safetensors"):
-            # torch.load picks its safetensors reader from this suffix; the content
-            # says torch, so read it through a file object
-            with open(path, "rb") as f:
-                obj = torch.load(f, map_location="cpu", weights_only=True)
-        else:
-            try:
-                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError as e:
-                if "mmap" not in str(e):
-                    raise
-                obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles are noise here
+            warnings.simplefilter("ignore")
+            obj = torch_load_weights(path)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise InputError(
@@ -292,8 +344,8 @@ def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
             f"(torch.load weights_only=True said: {first[:200]})",
             path=path,
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise InputError(f"corrupt or unreadable .pt file: {str(e)[:200]}", path=path) from None
+    except Exception as e:  # on malformed bytes torch.load raises KeyError, IndexError, …
+        raise InputError(f"corrupt or unreadable .pt file: {_describe(e)}", path=path) from None
     if not isinstance(obj, dict):
         raise InputError(f"expected a dict of tensors, found {type(obj).__name__}", path=path)
     arrays: dict[str, RawArray] = {}
@@ -301,10 +353,17 @@ def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
         if not isinstance(v, torch.Tensor):
             continue
         t = v.detach()
-        if t.dtype == torch.bfloat16:
-            arrays[str(k)] = RawArray(t.view(torch.int16).numpy().view(np.uint16), "bfloat16")
-        else:
-            arrays[str(k)] = RawArray(t.numpy(), str(t.numpy().dtype))
+        try:
+            if t.dtype == torch.bfloat16:
+                arrays[str(k)] = RawArray(t.view(torch.int16).numpy().view(np.uint16), "bfloat16")
+            else:
+                arrays[str(k)] = RawArray(t.numpy(), str(t.numpy().dtype))
+        except (TypeError, RuntimeError) as e:  # sparse, quantized, … tensors
+            raise InputError(
+                f"expected a dense CPU tensor, got {t.layout} {t.dtype} ({e})",
+                path=path,
+                field=str(k),
+            ) from None
     return arrays, {}
 
 
@@ -318,7 +377,7 @@ def _sniff(path: Path, what: str = "predictions file") -> str:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except zipfile.BadZipFile:
+        except ZIP_ERRORS:
             raise InputError("corrupt zip archive", path=path) from None
         if names and all(n.endswith(".npy") for n in names):
             return "npz"
@@ -598,17 +657,19 @@ def _as_numpy(value: Any) -> tuple[np.ndarray, str]:
         if t.dtype == torch.bfloat16:
             return t.view(torch.int16).numpy().view(np.uint16), "bfloat16"
         value = t.numpy()
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as e:  # ragged nested lists, …
+        raise InputError(f"expected a rectangular numeric array: {e}") from None
     return arr, str(arr.dtype)
 
 
 # --------------------------------------------------------------------------- writing
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse an output path whose directory is missing or that names a directory.
 
-    On any exception (or KeyboardInterrupt) the temporary file is removed and
-    ``path`` is untouched, so no half-written output is ever left behind.
+    Commands call this for every output option before doing any work, so a run
+    never writes one output and then fails on the next.
     """
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
@@ -616,6 +677,18 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise InputError("output directory does not exist", path=parent)
     if target.is_dir():
         raise InputError("is a directory, expected an output file path", path=target)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On any exception (or KeyboardInterrupt) the temporary file is removed and
+    ``path`` is untouched, so no half-written output is ever left behind.
+    """
+    target = check_output_path(path)
+    parent = target.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)

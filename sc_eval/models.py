@@ -128,10 +128,12 @@ class LoadedModel:
 
 # --------------------------------------------------------------------------- detection
 def _zip_names(path: Path) -> list[str]:
+    from sc_eval.io import ZIP_ERRORS
+
     try:
         with zipfile.ZipFile(path) as zf:
             return zf.namelist()
-    except zipfile.BadZipFile:
+    except ZIP_ERRORS:
         raise InputError("corrupt zip archive", path=path) from None
 
 
@@ -179,18 +181,24 @@ def checkpoint_kind(path: str | os.PathLike[str]) -> str:
             "a torch.save checkpoint or an .npz predictions file",
             path=path,
         )
-    if head[:1] == b"\x80":
-        return "torch"
-    if len(head) >= 9 and head[8:9] == b"{":
+    # safetensors before pickles: its 8-byte header length may itself start with 0x80
+    if len(head) >= 9 and head[8:9] == b"{" and _st_header_fits(head, p):
         from sc_eval.io import read_arrays
 
         arrays, _ = read_arrays(p)
         return "predictions" if {"logits", "probs"} & set(arrays) else "safetensors"
+    if head[:1] == b"\x80":
+        return "torch"
     raise InputError(
         "unrecognised file kind: expected a predictions file (.safetensors/.npz/.pt), "
         "a TorchScript archive, a torch.export .pt2 or a state_dict",
         path=path,
     )
+
+
+def _st_header_fits(head: bytes, path: Path) -> bool:
+    """True when the 8-byte little-endian header length fits in the file (safetensors)."""
+    return int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
 
 
 def is_predictions_file(
@@ -392,18 +400,15 @@ def _torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)``, memory-mapped when the format allows."""
     import pickle
 
-    import torch
+    from sc_eval.io import torch_load_weights
 
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles are noise here
+            warnings.simplefilter("ignore")
+            return torch_load_weights(path)
     except pickle.UnpicklingError:
         raise _PickleRefused(_unsafe_globals(path)) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except Exception as e:  # on malformed bytes torch.load raises KeyError, IndexError, …
         raise InputError(f"corrupt or unreadable checkpoint: {_first_line(e)}", path=path) from None
 
 
@@ -795,6 +800,8 @@ def check_pt2_archive(path: str | os.PathLike[str]) -> None:
     InputError
         Naming what was found and the ``--trust-pickle`` escape hatch.
     """
+    from sc_eval.io import ZIP_ERRORS
+
     p = Path(path)
     try:
         with zipfile.ZipFile(p) as zf:
@@ -812,10 +819,10 @@ def check_pt2_archive(path: str | os.PathLike[str]) -> None:
                     _check_payload_config(json.loads(zf.read(full)), inner, p)
                 elif inner.startswith("models/") and inner.endswith(".json"):
                     _check_program_json(json.loads(zf.read(full)), inner, p)
-    except zipfile.BadZipFile:
-        raise InputError("corrupt zip archive", path=path) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError("corrupt .pt2 archive: unreadable JSON", path=path) from None
+    except ZIP_ERRORS:
+        raise InputError("corrupt zip archive", path=path) from None
 
 
 def _check_payload_config(config: Any, member: str, path: Path) -> None:
@@ -881,4 +888,5 @@ def _forced_weights_only(enabled: bool) -> Iterator[None]:
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+    line = (text.splitlines()[0] if text else "")[:300]
+    return line if len(line) >= 12 else f"{type(e).__name__}: {line}".rstrip(": ")

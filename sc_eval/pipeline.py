@@ -8,6 +8,7 @@ only O(N) vectors (rank keys, correctness, calibration terms);
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -26,16 +27,15 @@ from sc_eval.metrics import (
     MODEL_METRICS,
     Curves,
     SampleStats,
-    coverage_at_risk,
     get_convention,
     get_metric,
-    risk_at_coverage,
 )
 from sc_eval.scores import DEFAULT_SCORES, RowStats, check_scores_for_input, get_score
 
 __all__ = [
     "DEFAULT_COVERAGES",
     "DEFAULT_RISKS",
+    "NAN_POLICIES",
     "EvalOptions",
     "Evaluation",
     "ScEvalWarning",
@@ -45,6 +45,8 @@ __all__ = [
     "evaluate_predictions",
     "evaluate_scored",
     "evaluate_source",
+    "get_nan_policy",
+    "restrict_evaluation",
     "score_samples",
 ]
 
@@ -75,7 +77,11 @@ class ScoredSamples:
     params : dict
         The parameters each score was computed with.
     index : ndarray of int64
-        Positions of these samples in the source (after any tuning split).
+        Positions of these samples in the source (after any tuning split and
+        any rows dropped by the NaN policy), ascending.
+    nonfinite : ndarray of int64
+        Positions in the source of the rows holding NaN or ±Inf (dropped or
+        ranked last, see :data:`NAN_POLICIES`); empty for clean input.
     """
 
     errors: np.ndarray
@@ -84,6 +90,7 @@ class ScoredSamples:
     stats: SampleStats
     params: dict[str, dict[str, float]]
     index: np.ndarray
+    nonfinite: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def n(self) -> int:
@@ -98,7 +105,15 @@ class ScoredSamples:
             self.stats.take(idx),
             self.params,
             self.index[idx],
+            self.nonfinite,
         )
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Where the source positions ``rows`` sit in these samples (those present)."""
+        if self.n == 0:
+            return np.empty(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.index, rows), self.n - 1)
+        return pos[self.index[pos] == rows]
 
 
 def default_chunk_size(num_classes: int) -> int:
@@ -106,12 +121,61 @@ def default_chunk_size(num_classes: int) -> int:
     return max(64, CHUNK_BYTES // (8 * max(num_classes, 1)))
 
 
-def _check_chunk(rows: np.ndarray, kind: str, start: int) -> tuple[int, int]:
-    """Count non-finite rows (and the first one) in a chunk."""
-    bad = ~np.isfinite(rows).all(axis=1)
-    count = int(bad.sum())
-    first = start + int(np.argmax(bad)) if count else -1
-    return count, first
+# --------------------------------------------------------------------------- NaN policies
+@dataclass(frozen=True)
+class NanPolicy:
+    """What to do with rows whose logits/probabilities hold NaN or ±Inf.
+
+    Attributes
+    ----------
+    name : str
+    keeps_rows : bool
+        True when such rows stay in the evaluation (as errors ranked last).
+    summary : str
+        One line for ``--help`` and the docs.
+    """
+
+    name: str
+    keeps_rows: bool
+    summary: str
+
+
+NAN_POLICIES: dict[str, NanPolicy] = {
+    p.name: p
+    for p in (
+        NanPolicy("refuse", False, "stop with an error naming the count and the first row"),
+        NanPolicy(
+            "drop", False, "evaluate the other rows only; the count is reported in the notes"
+        ),
+        NanPolicy(
+            "rank-last",
+            True,
+            "keep the rows as wrong predictions with the lowest confidence (rejected first; "
+            "a uniform prediction for ece/nll/brier); the count is reported in the notes",
+        ),
+    )
+}
+"""Registry of ``--nan-policy`` values."""
+
+
+def get_nan_policy(name: str) -> NanPolicy:
+    """Look up a NaN policy (``UsageError`` with the closest name otherwise)."""
+    if name not in NAN_POLICIES:
+        from sc_eval.errors import unknown_name
+
+        raise unknown_name("--nan-policy", name, NAN_POLICIES)
+    return NAN_POLICIES[name]
+
+
+def _nan_note(policy: NanPolicy, count: int, n: int, what: str) -> str:
+    """The note/warning text for ``count`` of ``n`` non-finite rows."""
+    head = f"{count} of {n} rows hold NaN or Inf {what} (--nan-policy {policy.name})"
+    if policy.keeps_rows:
+        return (
+            f"{head}: counted as errors and ranked below every other sample "
+            "(rejected first); ece/nll/brier treat them as uniform predictions"
+        )
+    return f"{head}: dropped from the evaluation"
 
 
 def _score_chunk(
@@ -120,13 +184,19 @@ def _score_chunk(
     stop: int,
     names: Sequence[str],
     params: Mapping[str, Mapping[str, float]],
+    refuse: bool = True,
 ) -> dict[str, Any]:
     rows = preds.values.rows(start, stop)
     labels = preds.labels[start:stop]
-    bad, first = _check_chunk(rows, preds.kind, start)
-    out: dict[str, Any] = {"bad": bad, "first_bad": first}
-    if bad:
-        return out
+    nonfinite = ~np.isfinite(rows).all(axis=1)
+    bad = np.flatnonzero(nonfinite)
+    out: dict[str, Any] = {"bad": bad + start}
+    if bad.size:
+        if refuse:
+            return out
+        # score a uniform prediction in their place, then mark them wrong and last
+        fill = 0.0 if preds.has_logits else 1.0 / rows.shape[1]
+        rows = np.where(nonfinite[:, None], np.asarray(fill, dtype=rows.dtype), rows)
     rs = RowStats(logits=rows) if preds.has_logits else RowStats(probs=rows)
     if not preds.has_logits:
         sums = np.asarray(rows, dtype=np.float64).sum(axis=1)
@@ -143,6 +213,11 @@ def _score_chunk(
     out["brier"] = rs.sum_p_squared() - 2 * p_true + 1
     for name in names:
         out["key:" + name], out["value:" + name] = get_score(name)(rs, params.get(name))
+    if bad.size:
+        out["correct"] = out["correct"] & ~nonfinite
+        for name in names:
+            out["key:" + name] = np.where(nonfinite, -np.inf, out["key:" + name])
+            out["value:" + name] = np.where(nonfinite, np.nan, out["value:" + name])
     return out
 
 
@@ -153,19 +228,32 @@ def score_samples(
     params: Mapping[str, Mapping[str, float]] | None = None,
     chunk_size: int | None = None,
     workers: int | None = None,
+    nan_policy: str = "refuse",
 ) -> ScoredSamples:
     """Compute every score's rank key and the calibration terms in one chunked pass.
 
     Only O(N) vectors are kept, so memory does not grow with ``N × C``.
 
+    Parameters
+    ----------
+    nan_policy : {"refuse", "drop", "rank-last"}
+        Rows holding NaN or ±Inf: an error (default); dropped (``index`` then
+        skips them); or kept as errors whose rank key is ``-inf`` (below every
+        finite key, so rejected first), whose displayed score is NaN and whose
+        calibration terms are those of a uniform prediction. Either way
+        ``nonfinite`` lists them and a :class:`ScEvalWarning` says how many.
+
     Raises
     ------
     InputError
-        Non-finite values in the predictions, or probability rows that do not
-        sum to 1.
+        Non-finite values under ``nan_policy="refuse"`` (with the count and the
+        first row), only non-finite rows under ``"drop"``, or probability rows
+        that do not sum to 1.
     UsageError
-        Unknown score name, or a logit-only score on probabilities.
+        Unknown score name or NaN policy, or a logit-only score on probabilities.
     """
+    policy = get_nan_policy(nan_policy)
+    refuse = policy.name == "refuse"
     names = list(dict.fromkeys(scores))
     for name in names:
         get_score(name)
@@ -177,16 +265,23 @@ def score_samples(
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
             parts = list(
-                pool.map(lambda b: _score_chunk(preds, b[0], b[1], names, resolved), bounds)
+                pool.map(lambda b: _score_chunk(preds, b[0], b[1], names, resolved, refuse), bounds)
             )
     else:
-        parts = [_score_chunk(preds, b[0], b[1], names, resolved) for b in bounds]
-    n_bad = sum(p["bad"] for p in parts)
-    if n_bad:
-        first = min(p["first_bad"] for p in parts if p["bad"])
+        parts = [_score_chunk(preds, b[0], b[1], names, resolved, refuse) for b in bounds]
+    nonfinite = np.concatenate([p["bad"] for p in parts]).astype(np.int64)
+    if nonfinite.size and refuse:
         raise InputError(
-            f"expected finite values, found NaN or Inf in {n_bad} of {preds.n} rows "
-            f"(first at row {first})",
+            f"expected finite values, found NaN or Inf in {nonfinite.size} of {preds.n} rows "
+            f"(first at row {int(nonfinite[0])}); --nan-policy drop or rank-last evaluates "
+            "the file anyway",
+            path=preds.path,
+            field=preds.kind,
+        )
+    if nonfinite.size == preds.n:
+        raise InputError(
+            f"expected finite values, found NaN or Inf in every one of the {preds.n} rows; "
+            "nothing left to evaluate",
             path=preds.path,
             field=preds.kind,
         )
@@ -207,14 +302,26 @@ def score_samples(
     correct = cat("correct")
     if preds.has_logits and preds.n >= 16:
         _warn_if_probabilities(preds, parts)
-    return ScoredSamples(
+    scored = ScoredSamples(
         errors=~correct,
         keys={n: cat("key:" + n) for n in names},
         values={n: cat("value:" + n) for n in names},
         stats=SampleStats(correct, cat("confidence"), cat("log_p_true"), cat("brier")),
         params=resolved,
         index=np.arange(preds.n),
+        nonfinite=nonfinite,
     )
+    if nonfinite.size:
+        warnings.warn(
+            f"{preds.name}: {_nan_note(policy, nonfinite.size, preds.n, preds.kind)}",
+            ScEvalWarning,
+            stacklevel=2,
+        )
+        if not policy.keeps_rows:
+            keep = np.ones(preds.n, dtype=bool)
+            keep[nonfinite] = False
+            scored = scored.take(np.flatnonzero(keep))
+    return scored
 
 
 def _warn_if_probabilities(preds: Predictions, parts: list[dict[str, Any]]) -> None:
@@ -283,8 +390,8 @@ def selective_metric_names(
 ) -> tuple[str, ...]:
     """Full list of selective metric names including the coverage/risk families."""
     names = [m for m in metrics if m not in MODEL_METRICS]
-    names += [risk_at_coverage(c).name for c in coverages]
-    names += [coverage_at_risk(r).name for r in risks]
+    names += [get_metric(f"risk@cov={c}").name for c in coverages]  # parsed: validated
+    names += [get_metric(f"cov@risk={r}").name for r in risks]
     for n in names:
         get_metric(n)
     return tuple(dict.fromkeys(names))
@@ -303,22 +410,27 @@ def evaluate_scored(
     convention: str = "mean",
     tuned: Sequence[str] = (),
     tuning: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> Evaluation:
     """Turn per-sample vectors into metric values (one sort per score)."""
     conv = get_convention(convention)
     names = selective_metric_names(metrics, coverages, risks)
     specs = [get_metric(n) for n in names]
     results: dict[str, ScoreResult] = {}
+    tied = []
     for score, key in scored.keys.items():
-        curves = Curves(sort_scores(key, scored.errors))
+        ordered = sort_scores(key, scored.errors)
+        if scored.n > 1 and ordered.block_ids[-1] == 0:
+            tied.append(score)
+        curves = Curves(ordered)
         values = {m.name: m(curves, conv) for m in specs}
-        notes = {}
+        undefined = {}
         for m in specs:
             if math.isnan(values[m.name]) and m.why_undefined is not None:
                 reason = m.why_undefined(curves)
                 if reason:
-                    notes[m.name] = reason
-        results[score] = ScoreResult(score, scored.params[score], score in tuned, values, notes)
+                    undefined[m.name] = reason
+        results[score] = ScoreResult(score, scored.params[score], score in tuned, values, undefined)
     model = {name: m(scored.stats) for name, m in MODEL_METRICS.items()}
     return Evaluation(
         source=source,
@@ -333,7 +445,20 @@ def evaluate_scored(
         risks=tuple(risks),
         metric_names=names,
         tuning=tuning,
+        notes=(*notes, *_degenerate_notes(scored, tied)),
     )
+
+
+def _degenerate_notes(scored: ScoredSamples, tied: Sequence[str]) -> list[str]:
+    """Explanations for valid but degenerate input (the numbers stand; these say why)."""
+    out = []
+    if tied:
+        out.append(
+            f"{', '.join(tied)}: all {scored.n} samples have the same score (one tie block): "
+            "the ranking carries no information, so every selective risk equals the error "
+            "rate (AURC = error rate)"
+        )
+    return out
 
 
 def evaluate_predictions(
@@ -349,6 +474,7 @@ def evaluate_predictions(
     tune_split: float | None = None,
     val: Predictions | None = None,
     seed: int = 0,
+    nan_policy: str = "refuse",
 ) -> Evaluation:
     """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
     opts = EvalOptions(
@@ -362,6 +488,7 @@ def evaluate_predictions(
         tune_split=tune_split,
         val=val,
         seed=seed,
+        nan_policy=nan_policy,
     )
     return evaluate_source(preds, opts)[0]
 
@@ -381,6 +508,8 @@ class EvalOptions:
         A separate tuning file (instead of ``tune_split``).
     seed : int
         Seed of the tuning split (and of the bootstrap).
+    nan_policy : {"refuse", "drop", "rank-last"}
+        Rows holding NaN or ±Inf (see :data:`NAN_POLICIES`).
     """
 
     scores: tuple[str, ...] = DEFAULT_SCORES
@@ -393,6 +522,7 @@ class EvalOptions:
     tune_split: float | None = None
     val: Predictions | None = None
     seed: int = 0
+    nan_policy: str = "refuse"
 
     @property
     def tuning_requested(self) -> bool:
@@ -407,6 +537,7 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     that tuning did not see.
     """
     get_convention(opts.convention)
+    get_nan_policy(opts.nan_policy)
     params: Mapping[str, Mapping[str, float]] = opts.params
     eval_index: np.ndarray | None = None
     tuned: tuple[str, ...] = ()
@@ -416,23 +547,78 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
 
         t = tune(preds, opts)
         params, eval_index, tuned, info = t.params, t.eval_index, t.tuned, t.info
-    scored = score_samples(preds, scores=opts.scores, params=params, chunk_size=opts.chunk_size)
+    scored = score_samples(
+        preds,
+        scores=opts.scores,
+        params=params,
+        chunk_size=opts.chunk_size,
+        nan_policy=opts.nan_policy,
+    )
     if eval_index is not None:
-        scored = scored.take(eval_index)
-    ev = evaluate_scored(
+        scored = scored.take(scored.positions(eval_index))
+    return _evaluation(preds, scored, opts, tuned, info), scored
+
+
+def _evaluation(
+    preds: Predictions,
+    scored: ScoredSamples,
+    opts: EvalOptions,
+    tuned: Sequence[str],
+    tuning: dict[str, Any] | None,
+    notes: Sequence[str] | None = None,
+) -> Evaluation:
+    if notes is None:
+        notes = ()
+        if scored.nonfinite.size:
+            policy = get_nan_policy(opts.nan_policy)
+            notes = (_nan_note(policy, scored.nonfinite.size, preds.n, preds.kind),)
+    labels = preds.labels[scored.index]
+    if scored.n > 1 and labels.min() == labels.max():
+        notes = (
+            *notes,
+            f"every label is class {int(labels[0])} (one of C = {preds.num_classes}): the "
+            "metrics are valid but describe that class only",
+        )
+    return evaluate_scored(
         scored,
         source=preds.name,
         num_classes=preds.num_classes,
         input_kind=preds.kind,
-        labels_sha256=labels_sha256(preds.labels[scored.index]),
+        labels_sha256=labels_sha256(labels),
         metrics=opts.metrics,
         coverages=opts.coverages,
         risks=opts.risks,
         convention=opts.convention,
         tuned=tuned,
-        tuning=info,
+        tuning=tuning,
+        notes=notes,
     )
-    return ev, scored
+
+
+def restrict_evaluation(
+    preds: Predictions,
+    ev: Evaluation,
+    scored: ScoredSamples,
+    opts: EvalOptions,
+    *,
+    drop: np.ndarray,
+    note: str,
+) -> tuple[Evaluation, ScoredSamples]:
+    """Re-evaluate ``ev`` without the samples at source positions ``drop`` (no re-read).
+
+    ``compare`` and ``gate`` use it to drop the union of every model's
+    non-finite rows, so that all models are evaluated on the same samples.
+    ``note`` replaces the evaluation's NaN note.
+    """
+    gone = scored.positions(np.asarray(drop, dtype=np.int64))
+    keep = np.ones(scored.n, dtype=bool)
+    keep[gone] = False
+    if keep.all() and not scored.nonfinite.size:
+        return ev, scored
+    sub = scored.take(np.flatnonzero(keep))
+    sub = dataclasses.replace(sub, nonfinite=np.asarray(drop, dtype=np.int64))
+    tuned = [name for name, res in ev.scores.items() if res.tuned]
+    return _evaluation(preds, sub, opts, tuned, ev.tuning, notes=(note,)), sub
 
 
 def evaluate(
@@ -449,6 +635,7 @@ def evaluate(
     tune_split: float | None = None,
     val: Predictions | None = None,
     seed: int = 0,
+    nan_policy: str = "refuse",
 ) -> Evaluation:
     """Evaluate selective classification of in-memory predictions.
 
@@ -478,10 +665,22 @@ def evaluate(
         ``sc_eval.io.predictions_from_arrays(val_logits, val_labels)``).
     seed : int
         Seed of the tuning split.
+    nan_policy : {"refuse", "drop", "rank-last"}
+        Rows with NaN or ±Inf: an :class:`~sc_eval.errors.InputError` (default),
+        dropped, or kept as errors ranked last; see :func:`score_samples`.
+        Dropped or kept rows are counted in ``Evaluation.notes``.
 
     Returns
     -------
     Evaluation
+
+    Raises
+    ------
+    InputError
+        Malformed arrays (shape, dtype, label range), non-finite values under
+        ``nan_policy="refuse"``, probabilities that do not sum to 1.
+    UsageError
+        Unknown score, metric, convention or NaN policy; bad coverages/risks.
 
     Examples
     --------
@@ -505,4 +704,5 @@ def evaluate(
         tune_split=tune_split,
         val=val,
         seed=seed,
+        nan_policy=nan_policy,
     )

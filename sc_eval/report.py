@@ -474,6 +474,11 @@ def comparison_lines(cmp: Comparison, *, colour: bool = True) -> tuple[str, list
         for model, ev in zip(cmp.models, cmp.evaluations, strict=True):
             if ev.tuning and ev.tuning.get("decisions"):
                 notes.append(f"{model}: {ev.tuning['decisions']}")
+    ev_notes = [ev.notes for ev in cmp.evaluations]
+    if ev_notes and all(n == ev_notes[0] for n in ev_notes):  # e.g. rows dropped from all
+        notes += ev_notes[0]
+    else:
+        notes += [f"{m}: {n}" for m, ns in zip(cmp.models, ev_notes, strict=True) for n in ns]
     if cmp.bootstrap is not None:
         bs = cmp.bootstrap
         notes.append(

@@ -20,6 +20,7 @@ Xia et al. (2024), arXiv 2403.14715 — logit normalisation repairs label smooth
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -350,13 +351,32 @@ class Score:
         params = dict(self.defaults)
         for k, v in (overrides or {}).items():
             if k in params or k in self.flags:
-                params[k] = float(v)
+                try:
+                    params[k] = float(v)
+                except (TypeError, ValueError):
+                    raise UsageError(
+                        f"{self.name}: parameter {k} must be a number, got {v!r}"
+                    ) from None
+                if math.isnan(params[k]) or not _PARAM_OK.get(k, _any)(params[k]):
+                    raise UsageError(f"{self.name}: parameter {k} = {v!r} is out of range")
         return params
 
     def __call__(
         self, stats: RowStats, params: Mapping[str, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         return self.fn(stats, self.resolve(params))
+
+
+def _any(value: float) -> bool:
+    return math.isfinite(value)
+
+
+#: Domains of the score parameters: p-norm order p >= 0 (inf: the max-norm),
+#: temperature 0 < T < inf.
+_PARAM_OK: dict[str, Callable[[float], bool]] = {
+    "p": lambda v: v >= 0,
+    "T": lambda v: 0 < v < math.inf,
+}
 
 
 SCORES: dict[str, Score] = {

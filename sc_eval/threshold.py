@@ -527,12 +527,17 @@ def data_sha256(preds: Any, *, chunk_size: int = 65536) -> str:
 
 
 def _score_keys(
-    preds: Any, score: str, params: Mapping[str, float], chunk_size: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    preds: Any,
+    score: str,
+    params: Mapping[str, float],
+    chunk_size: int | None,
+    nan_policy: str = "refuse",
+) -> Any:
     from sc_eval.pipeline import score_samples
 
-    scored = score_samples(preds, scores=[score], params={score: params}, chunk_size=chunk_size)
-    return scored.keys[score], scored.values[score], scored.errors
+    return score_samples(
+        preds, scores=[score], params={score: params}, chunk_size=chunk_size, nan_policy=nan_policy
+    )
 
 
 def calibrate(
@@ -547,6 +552,7 @@ def calibrate(
     index: np.ndarray | None = None,
     tuning: dict[str, Any] | None = None,
     chunk_size: int | None = None,
+    nan_policy: str = "refuse",
 ) -> ThresholdResult:
     """Calibrate a rejection threshold for ``score`` on a predictions source.
 
@@ -568,6 +574,10 @@ def calibrate(
         Rows of ``preds`` to calibrate on (e.g. those not used for tuning).
     tuning : dict, optional
         Record of how ``params`` were tuned, kept in the result and the selector.
+    nan_policy : {"refuse", "drop", "rank-last"}
+        Rows with NaN or ±Inf (see :func:`sc_eval.pipeline.score_samples`): with
+        ``rank-last`` they count as errors below every threshold, so the bound
+        stays valid for a deployment that rejects such inputs.
 
     Returns
     -------
@@ -579,10 +589,11 @@ def calibrate(
     if (target_risk is None) == (target_coverage is None):
         raise UsageError("give exactly one of --target-risk and --target-coverage")
     resolved = get_score(score).resolve(params)
-    keys, values, errors = _score_keys(preds, score, resolved, chunk_size)
-    labels = preds.labels
-    if index is not None:
-        keys, values, errors, labels = keys[index], values[index], errors[index], labels[index]
+    scored = _score_keys(preds, score, resolved, chunk_size, nan_policy)
+    if index is not None:  # positions in the source; rows dropped for NaN/Inf are skipped
+        scored = scored.take(scored.positions(np.asarray(index)))
+    keys, values, errors = scored.keys[score], scored.values[score], scored.errors
+    labels = preds.labels[scored.index]
     if target_risk is not None:
         control = select_with_guaranteed_risk(keys, errors, target_risk=target_risk, delta=delta)
     else:
@@ -592,6 +603,8 @@ def calibrate(
     if control.point.accepted:
         at = keys == control.key
         value = float(values[np.flatnonzero(at)[0]])
+        if math.isnan(value):  # the block of non-finite rows (rank-last): accepts everything
+            value = -math.inf
     return ThresholdResult(
         source=preds.name,
         score=score,
@@ -614,12 +627,14 @@ def evaluate_on(
     params: Mapping[str, float],
     key: float,
     chunk_size: int | None = None,
+    nan_policy: str = "refuse",
 ) -> TestOutcome:
     """Apply ``accept iff key >= threshold`` to test predictions and measure it."""
-    keys, _, errors = _score_keys(preds, score, params, chunk_size)
+    scored = _score_keys(preds, score, params, chunk_size, nan_policy)
+    keys, errors = scored.keys[score], scored.errors
     accept = keys >= key
     m, k = int(accept.sum()), int(errors[accept].sum())
-    return TestOutcome(preds.name, preds.n, m, k, clopper_pearson(k, m))
+    return TestOutcome(preds.name, scored.n, m, k, clopper_pearson(k, m))
 
 
 # --------------------------------------------------------------------------- renderers

@@ -466,11 +466,20 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
         labels = source.labels if tune_index is None else source.labels[tune_index]
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
-            raise InputError(
-                f"expected finite values, found NaN or Inf in {int(bad.sum())} tuning rows",
-                path=source.name,
-                field=source.kind,
-            )
+            if opts.nan_policy == "refuse":
+                raise InputError(
+                    f"expected finite values, found NaN or Inf in {int(bad.sum())} tuning rows "
+                    "(or pass --nan-policy drop|rank-last)",
+                    path=source.name,
+                    field=source.kind,
+                )
+            # parameters are chosen on the finite rows only, whatever the evaluation does
+            rows, labels = rows[~bad], labels[~bad]
+            info["tune_nonfinite_dropped"] = int(bad.sum())
+            if rows.shape[0] == 0:
+                raise InputError(
+                    "every tuning row holds NaN or Inf", path=source.name, field=source.kind
+                )
         errors = np.argmax(rows, axis=1) != labels
         info["tune_error_rate"] = float(errors.mean())
         for name in tunable:

@@ -456,3 +456,23 @@ def test_warnings_do_not_leak_from_a_normal_run():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate(z, y, scores=["msp", "maxlogit-pnorm", "msp-pnorm", "msp-ts"], tune_split=0.1)
+
+
+def test_nonfinite_tuning_rows_follow_the_nan_policy():
+    from sc_eval.errors import InputError
+    from sc_eval.io import predictions_from_arrays
+    from sc_eval.pipeline import EvalOptions
+    from sc_eval.tuning import tune
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 400)
+    z = rng.normal(size=(400, 5))
+    z[np.arange(400), y] += 2.0
+    z[::7] = np.nan  # some of these land in the tuning split
+    preds = predictions_from_arrays(z, y)
+    base = {"scores": ("maxlogit-pnorm",), "tune_split": 0.5, "seed": 0}
+    with pytest.raises(InputError, match="tuning rows"):
+        tune(preds, EvalOptions(**base))
+    result = tune(preds, EvalOptions(**base, nan_policy="drop"))
+    assert result.info["tune_nonfinite_dropped"] > 0
+    assert "p" in result.params["maxlogit-pnorm"]

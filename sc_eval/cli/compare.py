@@ -65,6 +65,7 @@ def compare(
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
     chunk_size: o.ChunkSize = None,
+    nan_policy: o.NanPolicy = "refuse",
     checkpoint: o.CheckpointArg = None,
     debug: o.Debug = False,
 ) -> None:
@@ -86,6 +87,7 @@ def compare(
         raise UsageError(f"compare cannot write format '{fmt}'")
     if len(sources) < 2:
         raise UsageError("compare needs at least two sources (the first is the reference)")
+    o.check_outputs(output, plot)
     if plot is not None:
         from sc_eval.plot import check_plot_path
 
@@ -100,6 +102,7 @@ def compare(
         convention=o.convention(aurc_convention),
         chunk_size=chunk_size,
         seed=seed,
+        nan_policy=o.nan_policy(nan_policy),
         **o.tuning_options(tune, tune_split, val, keys),
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]

@@ -86,6 +86,7 @@ def gate(
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
     chunk_size: o.ChunkSize = None,
+    nan_policy: o.NanPolicy = "refuse",
     checkpoint: o.CheckpointArg = None,
     debug: o.Debug = False,
 ) -> None:
@@ -114,6 +115,7 @@ def gate(
         raise unknown_name("format", fmt, ["table", "json", "markdown"])
     if alpha is not None and not 0 < alpha < 1:
         raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
+    o.check_outputs(output, junit)
     metrics = [m for text in metric or [] for m in split_list(text)]
     scores = [s for text in score or [] for s in split_list(text)]
     rules = parse_rules(metrics, scores, tolerance)
@@ -139,6 +141,7 @@ def gate(
         metrics=tuple(dict.fromkeys([*DEFAULT_SELECTIVE, *selective])),
         convention=convention,
         chunk_size=chunk_size,
+        nan_policy=o.nan_policy(nan_policy),
     )
     cand_preds = load_source(candidate, keys=keys, checkpoint=checkpoint)
     if base_res is not None:
@@ -148,24 +151,34 @@ def gate(
                 f"'{base_res['convention']}', this run uses '{convention}'; pass "
                 f"--aurc-convention {base_res['convention']} or re-record the baseline"
             )
-        cand_ev, _ = evaluate_source(cand_preds, opts)
+        cand_ev, cand_scored = evaluate_source(cand_preds, opts)
         if base_res["labels_sha256"] != cand_ev.labels_sha256:
+            dropped = cand_scored.n < cand_preds.n
             raise UsageError(
                 f"{baseline}: baseline was computed on other labels (labels_sha256 "
                 f"{str(base_res['labels_sha256'])[:12]}… vs {cand_ev.labels_sha256[:12]}…): "
                 "not the same test set"
+                + (
+                    f" ({cand_preds.n - cand_scored.n} candidate rows were dropped by "
+                    "--nan-policy drop; rank-last keeps every row)"
+                    if dropped
+                    else ""
+                )
             )
         values = [baseline_value(base_res, r, path=baseline) for r in rules]
         verdicts = check_rules(rules, cand_ev, values, confidence=confidence)
         kind = "JSON result"
     else:
-        from sc_eval.compare import align_sources
+        from sc_eval.compare import align_sources, drop_shared_rows
 
         base_preds, cand_preds = align_sources(
             [load_source(baseline, keys=keys, checkpoint=checkpoint), cand_preds]
         )
-        base_ev, base_scored = evaluate_source(base_preds, opts)
-        cand_ev, cand_scored = evaluate_source(cand_preds, opts)
+        (base_ev, base_scored), (cand_ev, cand_scored) = drop_shared_rows(
+            [base_preds, cand_preds],
+            [evaluate_source(base_preds, opts), evaluate_source(cand_preds, opts)],
+            opts,
+        )
         values = [
             base_ev.model_metrics[r.metric]
             if r.score is None

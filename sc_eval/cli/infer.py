@@ -68,6 +68,7 @@ def infer(
 
     if out.suffix.lower() != ".safetensors":
         raise UsageError(f"--out must name a .safetensors file, got '{out}'")
+    o.check_outputs(out)
     main = int(os.environ.get("RANK", "0") or 0) == 0
     spec = o.model_spec(arch, arch_kwargs, num_classes, state_dict_key, trust_pickle)
     transform = o.image_transform(image_size, resize_size, mean, std, interpolation)

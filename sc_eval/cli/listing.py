@@ -29,8 +29,12 @@ def list_registries() -> None:
     metrics = Table(title="metrics", title_justify="left")
     for col in ("name", "better", "unit", "definition"):
         metrics.add_column(col)
-    for m in (*MODEL_METRICS.values(), *SELECTIVE_METRICS.values()):
-        metrics.add_row(m.name, "higher" if m.higher_is_better else "lower", m.unit, m.description)
+    rows = [(m.name, m.higher_is_better, m.unit, m.description) for m in MODEL_METRICS.values()]
+    rows += [
+        (m.name, m.higher_is_better, m.unit, m.description) for m in SELECTIVE_METRICS.values()
+    ]
+    for name, higher, unit, description in rows:
+        metrics.add_row(name, "higher" if higher else "lower", unit, description)
     metrics.add_row("risk@cov=C", "lower", "fraction", "selective risk at coverage C in (0, 1]")
     metrics.add_row("cov@risk=R", "higher", "fraction", "largest coverage whose risk is <= R")
     conventions = Table(title="AURC conventions (--aurc-convention)", title_justify="left")

@@ -15,8 +15,7 @@ Scores = Annotated[
     typer.Option(
         "--scores",
         "-s",
-        help="Comma-separated confidence scores (default: all untuned "
-        "scores; see `sc-eval scores`).",
+        help="Comma-separated confidence scores (default: the default set; see `sc-eval list`).",
     ),
 ]
 Metrics = Annotated[
@@ -84,6 +83,16 @@ ChunkSize = Annotated[
     ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+NanPolicy = Annotated[
+    str,
+    typer.Option(
+        "--nan-policy",
+        metavar="refuse|drop|rank-last",
+        help="Rows with NaN/Inf values: refuse (error with the count and first row), drop "
+        "(evaluate the other rows), rank-last (keep them as errors, rejected first). "
+        "Dropped or kept rows are counted in the notes and warned about.",
+    ),
+]
 Seed = Annotated[
     int,
     typer.Option("--seed", help="Seed of every random step (bootstrap resamples, tuning split)."),
@@ -151,6 +160,15 @@ AtCoverage = Annotated[
 ]
 
 
+def check_outputs(*paths: Path | None) -> None:
+    """Validate every output path given (directory exists, not a directory) before any work."""
+    from sc_eval.io import check_output_path
+
+    for path in paths:
+        if path is not None:
+            check_output_path(path)
+
+
 def check_format(fmt: str) -> str:
     from sc_eval.errors import unknown_name
     from sc_eval.report import FORMATS
@@ -158,6 +176,12 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise unknown_name("format", fmt, FORMATS)
     return fmt
+
+
+def nan_policy(name: str) -> str:
+    from sc_eval.pipeline import get_nan_policy
+
+    return get_nan_policy(name).name
 
 
 def convention(name: str) -> str:

@@ -35,6 +35,7 @@ def score(
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
     chunk_size: o.ChunkSize = None,
+    nan_policy: o.NanPolicy = "refuse",
     bootstrap: o.Bootstrap = 0,
     seed: o.Seed = 0,
     confidence: o.Confidence = 0.95,
@@ -55,6 +56,7 @@ def score(
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt)
+    o.check_outputs(output, plot)
     if plot is not None:
         from sc_eval.plot import check_plot_path
 
@@ -69,6 +71,7 @@ def score(
         convention=o.convention(aurc_convention),
         chunk_size=chunk_size,
         seed=seed,
+        nan_policy=o.nan_policy(nan_policy),
         **o.tuning_options(tune, tune_split, val, keys),
     )
     if by is not None or groups_key is not None:

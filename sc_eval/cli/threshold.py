@@ -70,6 +70,7 @@ def threshold(
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
     chunk_size: o.ChunkSize = None,
+    nan_policy: o.NanPolicy = "refuse",
     debug: o.Debug = False,
 ) -> None:
     """Choose a rejection threshold whose selective risk is guaranteed (Geifman & El-Yaniv 2017).
@@ -97,6 +98,8 @@ def threshold(
         raise UsageError(f"--target-coverage must be in (0, 1], got {target_coverage}")
     if not 0.0 < delta < 1.0:
         raise UsageError(f"--delta must be in (0, 1), got {delta}")
+    o.check_outputs(output)
+    nan_policy = o.nan_policy(nan_policy)
     get_score(score)
     params = o.score_params(pnorm_p, temperature).get(score, {})
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
@@ -143,6 +146,7 @@ def threshold(
         target_coverage=target_coverage,
         delta=delta,
         chunk_size=chunk_size,
+        nan_policy=nan_policy,
     )
     if test_preds is not None and result.feasible:
         from dataclasses import replace
@@ -162,6 +166,7 @@ def threshold(
             params=result.params,
             key=result.control.key,
             chunk_size=chunk_size,
+            nan_policy=nan_policy,
         )
         result = replace(result, test=outcome)
     if fmt == "table":
