@@ -79,8 +79,8 @@ class SortedScores:
             When False every sample is its own block in the stable sorted order
             (input order among ties), as libraries without tie handling do.
         """
-        if not tie_aware:
-            if weights is None:
+        if not tie_aware or (weights is None and self.n and self.block_ids[-1] + 1 == self.n):
+            if weights is None:  # every sample its own block (no ties, or ties ignored)
                 return TieBlocks(np.ones(self.n, dtype=np.int64), self.errors.copy())
             w = weights[self.order].astype(np.int64)
             return TieBlocks(w, w * self.errors)
@@ -122,13 +122,18 @@ def sort_scores(confidence: np.ndarray, errors: np.ndarray) -> SortedScores:
     ([0, 2, 1], [0, 0, 1])
     """
     key = np.asarray(confidence)
-    order = np.argsort(-key, kind="stable")
+    n = key.shape[0]
+    order = np.argsort(-key)  # quicksort: about twice as fast as a stable sort
     sorted_key = key[order]
-    new_block = np.empty(sorted_key.shape[0], dtype=bool)
-    if sorted_key.shape[0]:
+    new_block = np.empty(n, dtype=bool)
+    if n:
         new_block[0] = False
         np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_block[1:])
     block_ids = np.cumsum(new_block, dtype=np.int64)
+    if n and block_ids[-1] + 1 < n:
+        # ties: put each block in input order (as a stable sort would), so the
+        # permutation is deterministic; (block, index) pairs are unique keys
+        order = order[np.argsort(block_ids * n + order)]
     errs = np.asarray(errors, dtype=np.float64)[order]
     return SortedScores(order=order, block_ids=block_ids, errors=errs)
 
@@ -156,6 +161,8 @@ class RiskCoverage:
     @cached_property
     def cum_errors(self) -> np.ndarray:
         sizes, errs = self.blocks.sizes, self.blocks.errors
+        if sizes.shape[0] == self.n and bool((sizes == 1).all()):
+            return np.cumsum(errs)  # no ties: the expectation is the plain count
         ends = np.cumsum(sizes)
         starts = ends - sizes
         err_end = np.cumsum(errs)

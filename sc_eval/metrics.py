@@ -73,6 +73,8 @@ class Curves:
 
     @cached_property
     def sequential(self) -> RiskCoverage:
+        if self._weights is None and self.blocks.sizes.shape[0] == self._scores.n:
+            return self.tied  # no ties: breaking them by input order changes nothing
         return self._scores.curve(self._weights, tie_aware=False)
 
     @property
