@@ -172,3 +172,10 @@ def test_coverage_at_risk_matches_reference(data, risk):
 def test_riskcoverage_from_blocks_directly():
     rc = RiskCoverage(TieBlocks(np.array([2, 0, 2]), np.array([1.0, 0.0, 2.0])))
     np.testing.assert_allclose(rc.cum_errors, [0.5, 1.0, 2.0, 3.0])
+
+
+@given(conf_err())
+def test_sort_permutation_equals_a_stable_descending_argsort(data):
+    conf, err = data
+    s = sort_scores(conf, err)
+    assert np.array_equal(s.order, np.argsort(-conf, kind="stable"))
