@@ -116,9 +116,34 @@ class ScoredSamples:
         return pos[self.index[pos] == rows]
 
 
-def default_chunk_size(num_classes: int) -> int:
-    """Rows per chunk so that one float64 working copy is about 32 MiB."""
-    return max(64, CHUNK_BYTES // (8 * max(num_classes, 1)))
+#: float64 ``[rows, C]`` working arrays alive at once per chunk (logr, exp, centred copy …)
+WORKING_COPIES = 6
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def default_chunk_size(num_classes: int, *, workers: int = 1) -> int:
+    """Rows per chunk: one float64 working copy of about 32 MiB, smaller when memory is short.
+
+    All ``workers`` chunks in flight, with their :data:`WORKING_COPIES` temporaries,
+    stay within a quarter of the available memory.
+    """
+    row_bytes = 8 * max(num_classes, 1)
+    budget = CHUNK_BYTES
+    avail = available_memory()
+    if avail is not None:
+        budget = min(budget, avail // (4 * WORKING_COPIES * max(workers, 1)))
+    return max(64, budget // row_bytes)
 
 
 # --------------------------------------------------------------------------- NaN policies
@@ -259,7 +284,7 @@ def score_samples(
         get_score(name)
     check_scores_for_input(names, has_logits=preds.has_logits)
     resolved = {n: get_score(n).resolve((params or {}).get(n)) for n in names}
-    size = chunk_size or default_chunk_size(preds.num_classes)
+    size = chunk_size or default_chunk_size(preds.num_classes, workers=min(os.cpu_count() or 1, 8))
     bounds = [(s, min(s + size, preds.n)) for s in range(0, preds.n, size)]
     workers = workers or min(len(bounds), os.cpu_count() or 1, 8)
     if workers > 1:

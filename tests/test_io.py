@@ -449,3 +449,18 @@ def test_write_predictions_validates(tmp_path, logits, labels, match):
     with pytest.raises(InputError, match=match):
         write_predictions(out, logits=logits, labels=labels)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_default_chunk_size_follows_available_memory(monkeypatch):
+    import sc_eval.pipeline as pl
+
+    monkeypatch.setattr(pl, "available_memory", lambda: 64 * 2**30)
+    assert pl.default_chunk_size(1000) == pl.CHUNK_BYTES // 8000  # plenty: the 32 MiB target
+    monkeypatch.setattr(pl, "available_memory", lambda: 96 * 2**20)
+    small = pl.default_chunk_size(1000, workers=2)
+    assert small == 96 * 2**20 // (4 * pl.WORKING_COPIES * 2) // 8000
+    assert small < pl.default_chunk_size(1000, workers=1)
+    monkeypatch.setattr(pl, "available_memory", lambda: 1)
+    assert pl.default_chunk_size(1000) == 64  # never below 64 rows
+    monkeypatch.setattr(pl, "available_memory", lambda: None)
+    assert pl.default_chunk_size(10) == pl.CHUNK_BYTES // 80

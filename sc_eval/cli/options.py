@@ -79,7 +79,9 @@ IndexKey = Annotated[
 ChunkSize = Annotated[
     int | None,
     typer.Option(
-        "--chunk-size", min=1, help="Rows scored at a time (default: ~32 MiB of float64)."
+        "--chunk-size",
+        min=1,
+        help="Rows scored at a time (default: ~32 MiB of float64, less when memory is short).",
     ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
