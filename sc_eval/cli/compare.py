@@ -87,11 +87,7 @@ def compare(
         raise UsageError(f"compare cannot write format '{fmt}'")
     if len(sources) < 2:
         raise UsageError("compare needs at least two sources (the first is the reference)")
-    o.check_outputs(output, plot)
-    if plot is not None:
-        from sc_eval.plot import check_plot_path
-
-        check_plot_path(plot)
+    o.check_outputs(output, plot=plot)
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
     opts = EvalOptions(
         scores=tuple(o.score_names(scores)),

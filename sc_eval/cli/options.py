@@ -162,13 +162,20 @@ AtCoverage = Annotated[
 ]
 
 
-def check_outputs(*paths: Path | None) -> None:
-    """Validate every output path given (directory exists, not a directory) before any work."""
+def check_outputs(*paths: Path | None, plot: Path | None = None) -> None:
+    """Validate every output path given (directory exists, not a directory) before any work.
+
+    A ``plot`` path is also checked for a known suffix and an installed matplotlib.
+    """
     from sc_eval.io import check_output_path
 
-    for path in paths:
+    for path in (*paths, plot):
         if path is not None:
             check_output_path(path)
+    if plot is not None:
+        from sc_eval.plot import check_plot_path
+
+        check_plot_path(plot)
 
 
 def check_format(fmt: str) -> str:

@@ -56,11 +56,7 @@ def score(
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt)
-    o.check_outputs(output, plot)
-    if plot is not None:
-        from sc_eval.plot import check_plot_path
-
-        check_plot_path(plot)
+    o.check_outputs(output, plot=plot)
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
     opts = EvalOptions(
         scores=tuple(o.score_names(scores)),
