@@ -40,6 +40,7 @@ __all__ = [
     "GateReport",
     "Rule",
     "Verdict",
+    "baseline_params",
     "check_rules",
     "load_baseline_json",
     "parse_rules",
@@ -182,6 +183,42 @@ def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     return res
 
 
+def baseline_params(
+    res: dict[str, Any],
+    scores: Sequence[str],
+    given: dict[str, dict[str, float]],
+    *,
+    path: object,
+) -> dict[str, dict[str, float]]:
+    """Score parameters for the candidate: the baseline's, so both use the same score.
+
+    A parameter given on the command line that differs from the baseline's is a
+    usage error (the comparison would not be like with like).
+    """
+    out = {k: dict(v) for k, v in given.items()}
+    for name in scores:
+        recorded = (res.get("scores", {}).get(name) or {}).get("params") or {}
+        try:
+            theirs = {str(k): float(v) for k, v in recorded.items()}
+        except (TypeError, ValueError):
+            raise InputError(
+                f"score '{name}' has non-numeric params {recorded!r}",
+                path=path,
+                field=f"scores.{name}.params",
+            ) from None
+        if not theirs:
+            continue
+        for k, v in given.get(name, {}).items():
+            if k in theirs and theirs[k] != v:
+                raise UsageError(
+                    f"{path}: the baseline's {name} used {k}={theirs[k]:g}, this run asks for "
+                    f"{k}={v:g}; gate compares the same score, so drop the option or re-record "
+                    "the baseline"
+                )
+        out[name] = theirs
+    return out
+
+
 def baseline_value(res: dict[str, Any], rule: Rule, *, path: object) -> float:
     """The baseline's value for ``rule`` (InputError if the baseline lacks it)."""
     if rule.score is None:
@@ -204,7 +241,12 @@ def baseline_value(res: dict[str, Any], rule: Rule, *, path: object) -> float:
             )
     if value is None:
         return math.nan
-    return float(value)
+    try:
+        return float(value)  # numbers, and "inf"/"-inf" for infinite values
+    except (TypeError, ValueError):
+        raise InputError(
+            f"expected a number for {rule.name}, got {value!r}", path=path, field=rule.name
+        ) from None
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -222,6 +264,8 @@ class Verdict:
 
     @property
     def delta(self) -> float:
+        if self.candidate == self.baseline:  # also equal infinities (inf - inf is NaN)
+            return 0.0
         return self.candidate - self.baseline
 
     @property
@@ -442,8 +486,10 @@ def to_junit(report: GateReport) -> str:
 def gate_document(report: GateReport) -> dict[str, Any]:
     """JSON form of the verdicts (fractions)."""
 
-    def num(x: float) -> float | None:
-        return None if math.isnan(x) else x
+    def num(x: float) -> float | str | None:
+        if math.isnan(x):
+            return None
+        return ("inf" if x > 0 else "-inf") if math.isinf(x) else x
 
     return {
         "schema": "sc-eval/gate",
@@ -462,7 +508,7 @@ def gate_document(report: GateReport) -> dict[str, Any]:
                 "higher_is_better": v.rule.higher_is_better,
                 "baseline": num(v.baseline),
                 "candidate": num(v.candidate),
-                "delta": None if v.undefined else v.delta,
+                "delta": None if v.undefined else num(v.delta),
                 "interval": [num(v.low), num(v.high)],
                 "p_value": num(v.p_value),
                 "alpha": v.alpha,

@@ -30,7 +30,12 @@ from sc_eval.metrics import (
     get_convention,
     get_metric,
 )
-from sc_eval.scores import DEFAULT_SCORES, RowStats, check_scores_for_input, get_score
+from sc_eval.scores import (
+    RowStats,
+    check_scores_for_input,
+    default_scores,
+    get_score,
+)
 
 __all__ = [
     "DEFAULT_COVERAGES",
@@ -249,7 +254,7 @@ def _score_chunk(
 def score_samples(
     preds: Predictions,
     *,
-    scores: Sequence[str] = DEFAULT_SCORES,
+    scores: Sequence[str] | None = None,
     params: Mapping[str, Mapping[str, float]] | None = None,
     chunk_size: int | None = None,
     workers: int | None = None,
@@ -279,6 +284,8 @@ def score_samples(
     """
     policy = get_nan_policy(nan_policy)
     refuse = policy.name == "refuse"
+    if scores is None:
+        scores = default_scores(has_logits=preds.has_logits)
     names = list(dict.fromkeys(scores))
     for name in names:
         get_score(name)
@@ -489,7 +496,7 @@ def _degenerate_notes(scored: ScoredSamples, tied: Sequence[str]) -> list[str]:
 def evaluate_predictions(
     preds: Predictions,
     *,
-    scores: Sequence[str] = DEFAULT_SCORES,
+    scores: Sequence[str] | None = None,
     params: Mapping[str, Mapping[str, float]] | None = None,
     metrics: Sequence[str] = DEFAULT_SELECTIVE,
     coverages: Sequence[float] = DEFAULT_COVERAGES,
@@ -503,7 +510,7 @@ def evaluate_predictions(
 ) -> Evaluation:
     """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
     opts = EvalOptions(
-        scores=tuple(scores),
+        scores=None if scores is None else tuple(scores),
         params=params or {},
         metrics=tuple(metrics),
         coverages=tuple(coverages),
@@ -525,7 +532,7 @@ class EvalOptions:
     Attributes
     ----------
     scores, params, metrics, coverages, risks, convention, chunk_size
-        As in :func:`evaluate`.
+        As in :func:`evaluate` (``scores=None``: the default set for the input's kind).
     tune_split : float or None
         Fraction of each source held out (seeded) to tune the tunable scores;
         every score is then reported on the remaining samples only.
@@ -537,7 +544,7 @@ class EvalOptions:
         Rows holding NaN or ±Inf (see :data:`NAN_POLICIES`).
     """
 
-    scores: tuple[str, ...] = DEFAULT_SCORES
+    scores: tuple[str, ...] | None = None
     params: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     metrics: tuple[str, ...] = DEFAULT_SELECTIVE
     coverages: tuple[float, ...] = DEFAULT_COVERAGES
@@ -563,6 +570,9 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     """
     get_convention(opts.convention)
     get_nan_policy(opts.nan_policy)
+    if opts.scores is None:  # the default set for this input's kind
+        opts = dataclasses.replace(opts, scores=default_scores(has_logits=preds.has_logits))
+    assert opts.scores is not None
     params: Mapping[str, Mapping[str, float]] = opts.params
     eval_index: np.ndarray | None = None
     tuned: tuple[str, ...] = ()
@@ -651,7 +661,7 @@ def evaluate(
     labels: Any = None,
     *,
     probs: Any = None,
-    scores: Sequence[str] = DEFAULT_SCORES,
+    scores: Sequence[str] | None = None,
     params: Mapping[str, Mapping[str, float]] | None = None,
     metrics: Sequence[str] = DEFAULT_SELECTIVE,
     coverages: Sequence[float] = DEFAULT_COVERAGES,
@@ -671,8 +681,10 @@ def evaluate(
     labels : array-like of int, shape (N,)
     probs : array-like, shape (N, C), optional
         Probabilities; only probability-based scores are then allowed.
-    scores : sequence of str
-        Names from :data:`sc_eval.scores.SCORES`.
+    scores : sequence of str, optional
+        Names from :data:`sc_eval.scores.SCORES`; default
+        :data:`~sc_eval.scores.DEFAULT_SCORES` for logits, its probability-based
+        members for probabilities.
     params : mapping, optional
         Fixed score parameters, e.g. ``{"maxlogit-pnorm": {"p": 4}}``.
     metrics : sequence of str

@@ -153,7 +153,12 @@ def grids(ev: Evaluation, iv: EvaluationIntervals | None = None) -> list[Grid]:
     out = [_score_grid(ev, area, f"{ev.source} — selective classification", iv)]
     if curve:
         out.append(
-            _score_grid(ev, curve, f"{ev.source} — risk–coverage (selective risk at coverage)", iv)
+            _score_grid(
+                ev,
+                curve,
+                f"{ev.source} — risk–coverage, all in %",
+                iv,
+            )
         )
     return out
 
@@ -228,8 +233,11 @@ def render_markdown(evals: Sequence[Evaluation], **kwargs: Any) -> str:
 
 
 def _clean(x: Any) -> Any:
+    """JSON-safe values: NaN → null (its reason is in ``notes``), ±inf → "inf"/"-inf"."""
     if isinstance(x, float):
-        return None if math.isnan(x) or math.isinf(x) else x
+        if math.isnan(x):
+            return None
+        return ("inf" if x > 0 else "-inf") if math.isinf(x) else x
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
     if isinstance(x, list | tuple):

@@ -35,6 +35,7 @@ __all__ = [
     "SCORES",
     "RowStats",
     "Score",
+    "default_scores",
     "get_score",
     "pnorm_normalise",
 ]
@@ -240,6 +241,8 @@ def _energy(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _row_pnorm_fast(c: np.ndarray, p: float) -> np.ndarray:
+    if math.isinf(p):  # the max-norm, the limit p -> inf
+        return np.abs(c).max(axis=1)
     if p == 2:
         return np.sqrt(np.einsum("ij,ij->i", c, c))
     a = np.abs(c)
@@ -266,6 +269,11 @@ def _row_pnorm(c: np.ndarray, p: float) -> np.ndarray:
     return norm
 
 
+def _two_class_pnorm(p: float) -> float:
+    """``max(c) / ||c||_p`` for a centred two-class row ``c = (d/2, -d/2)``, ``d > 0``."""
+    return 1.0 if math.isinf(p) else float(2.0 ** (-1.0 / p))
+
+
 def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
     """Centre each row and divide it by its p-norm: ``(z - mean(z)) / ||z - mean(z)||_p``.
 
@@ -280,6 +288,8 @@ def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
     if p == 0:
         return z
     c = z - z.mean(axis=1, keepdims=True)
+    if z.shape[1] == 2:  # exact: every non-degenerate row is (+-2^(-1/p), -+2^(-1/p))
+        return np.sign(c) * _two_class_pnorm(p)
     norm = _row_pnorm(c, p)[:, None]
     return np.where(norm > 0, c / np.where(norm > 0, norm, 1.0), 0.0)
 
@@ -291,6 +301,11 @@ def _maxlogit_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray
     p = params["p"]
     if p == 0:
         return s.top_value, s.top_value
+    if s.logr.shape[1] == 2:
+        # two classes: the centred row is (d/2, -d/2), so the score is exactly
+        # 2^(-1/p) (0 for equal logits); computing it would only rank rounding noise
+        v = np.where(s.d2 < 0, _two_class_pnorm(p), 0.0)
+        return v, v
     # centre logr = z - z_top instead of z: same differences, and z_top - mean(z) = -mean(logr)
     mu = s.logr.mean(axis=1)
     norm = _row_pnorm(s.logr - mu[:, None], p)
@@ -422,6 +437,14 @@ DEFAULT_SCORES: tuple[str, ...] = (
     "energy",
     "maxlogit-pnorm",
 )
+
+
+def default_scores(*, has_logits: bool) -> tuple[str, ...]:
+    """The default score set for an input: all of :data:`DEFAULT_SCORES` for logits,
+    the probability-based ones for probabilities."""
+    if has_logits:
+        return DEFAULT_SCORES
+    return tuple(n for n in DEFAULT_SCORES if not SCORES[n].needs_logits)
 
 
 def get_score(name: str) -> Score:

@@ -53,7 +53,14 @@ import numpy as np
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
 from sc_eval.metrics import Curves, get_convention
-from sc_eval.scores import MSP_FALLBACK, RowStats, Score, get_score, pnorm_normalise
+from sc_eval.scores import (
+    MSP_FALLBACK,
+    RowStats,
+    Score,
+    default_scores,
+    get_score,
+    pnorm_normalise,
+)
 
 if TYPE_CHECKING:
     from sc_eval.io import Predictions
@@ -436,7 +443,11 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
     """
     if (opts.tune_split is None) == (opts.val is None):
         raise UsageError("give exactly one of --tune-split and --val")
-    names = list(dict.fromkeys(opts.scores))
+    names = list(
+        dict.fromkeys(
+            opts.scores if opts.scores is not None else default_scores(has_logits=preds.has_logits)
+        )
+    )
     tunable = [n for n in names if get_score(n).tuning is not None]
     info: dict[str, Any]
     tune_index: np.ndarray | None

@@ -312,3 +312,61 @@ def test_verdict_direction_follows_higher_is_better():
     assert Verdict(nll, 1.00, 1.02).passed is False
     assert Verdict(Rule("naurc", "msp", 0), math.nan, math.nan).passed is True
     assert Verdict(Rule("naurc", "msp", 0), 0.5, math.nan).passed is False
+
+
+def test_candidate_uses_the_baseline_score_parameters(tmp_path):
+    z, y = _logits(2)
+    f = tmp_path / "a.safetensors"
+    write_predictions(f, logits=z.astype(np.float32), labels=y)
+    b6 = tmp_path / "b6.json"
+    r = runner.invoke(
+        app,
+        ["score", str(f), "-s", "maxlogit-pnorm", "--pnorm-p", "6", "-f", "json", "-o", str(b6)],
+    )
+    assert r.exit_code == 0, r.output
+    same = gate(
+        str(f),
+        "--baseline",
+        str(b6),
+        "--metric",
+        "aurc",
+        "--score",
+        "maxlogit-pnorm",
+        "--format",
+        "json",
+    )
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.stdout)["rules"][0]["delta"] == 0.0
+    clash = gate(
+        str(f),
+        "--baseline",
+        str(b6),
+        "--metric",
+        "aurc",
+        "--score",
+        "maxlogit-pnorm",
+        "--pnorm-p",
+        "3",
+    )
+    assert clash.exit_code == 2 and "p=6" in clash.stderr
+
+
+def test_infinite_nll_against_itself_is_unchanged(tmp_path):
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), size=200)
+    y = rng.integers(0, 3, 200)
+    p[0] = 0.0
+    p[0, (y[0] + 1) % 3] = 1.0  # probability 0 on the true label: nll = inf
+    f = tmp_path / "pz.npz"
+    np.savez(f, probs=p, labels=y)
+    bj = tmp_path / "pz.json"
+    r = runner.invoke(app, ["score", str(f), "-s", "msp", "-f", "json", "-o", str(bj)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(bj.read_text())["results"][0]["model_metrics"]["nll"] == "inf"
+    for base in (bj, f):
+        out = gate(str(f), "--baseline", str(base), "--metric", "nll", "--format", "json")
+        assert out.exit_code == 0, out.output
+        rule = json.loads(out.stdout)["rules"][0]
+        assert rule["baseline"] == "inf" and rule["delta"] == 0.0 and rule["passed"]
+    assert Verdict(Rule("nll", None, 0.0), 1.0, math.inf).passed is False
+    assert Verdict(Rule("nll", None, 0.0), math.inf, 1.0).passed is True

@@ -301,3 +301,40 @@ def test_chunked_scoring_equals_one_pass(random_preds):
     for name in DEFAULT_SCORES:
         np.testing.assert_array_equal(a.keys[name], b.keys[name])
     np.testing.assert_array_equal(a.errors, b.errors)
+
+
+@pytest.mark.parametrize("name", ["maxlogit-pnorm", "msp-pnorm"])
+def test_pnorm_scores_on_two_classes_are_exactly_constant(name):
+    """(z - mean)/||z - mean||_p is (d/2, -d/2)/... for C = 2: one tie block, no rounding noise."""
+    from sc_eval import evaluate
+
+    rng = np.random.default_rng(1)
+    z = (rng.normal(size=(2000, 2)) * 2).astype(np.float32)
+    y = rng.integers(0, 2, 2000)
+    ev = evaluate(z, y, scores=[name])
+    err = 1 - ev.model_metrics["acc"]
+    assert ev.scores[name].metrics["aurc"] == pytest.approx(err, abs=1e-15)
+    assert ev.scores[name].metrics["auroc"] == 0.5
+
+
+def test_pnorm_infinity_is_the_max_norm():
+    z = np.array([[3.0, 1.0, 0.0], [5.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    _, value = SCORES["maxlogit-pnorm"](RowStats(logits=z), {"p": float("inf")})
+    # (z_top - mean) / max|z - mean| is 1 whenever the top is the farthest from the mean
+    assert value.tolist() == [1.0, 1.0, 0.0]
+    c = z - z.mean(axis=1, keepdims=True)
+    expected = c.max(axis=1) / np.where(np.abs(c).max(axis=1) > 0, np.abs(c).max(axis=1), 1)
+    np.testing.assert_allclose(value, expected)
+
+
+def test_default_scores_follow_the_input_kind():
+    from sc_eval import evaluate
+    from sc_eval.scores import DEFAULT_SCORES, default_scores
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=50)
+    y = rng.integers(0, 4, 50)
+    ev = evaluate(probs=p, labels=y)
+    assert tuple(ev.scores) == default_scores(has_logits=False)
+    assert all(not SCORES[n].needs_logits for n in ev.scores)
+    assert default_scores(has_logits=True) == DEFAULT_SCORES

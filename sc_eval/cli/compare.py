@@ -90,7 +90,7 @@ def compare(
     o.check_outputs(output, plot=plot)
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
     opts = EvalOptions(
-        scores=tuple(o.score_names(scores)),
+        scores=o.score_names(scores),
         params=o.score_params(pnorm_p, temperature),
         metrics=tuple(o.metric_names(metrics) if metrics else DEFAULT_COMPARE_METRICS),
         coverages=o.coverages(coverages) if coverages else DEFAULT_COMPARE_COVERAGES,

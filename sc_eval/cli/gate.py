@@ -96,6 +96,7 @@ def gate(
     from sc_eval.errors import UsageError, unknown_name
     from sc_eval.gate import (
         GateReport,
+        baseline_params,
         baseline_value,
         check_rules,
         gate_document,
@@ -135,9 +136,12 @@ def gate(
     extra = [s for s in (base_res or {}).get("scores", {}) if s in SCORES]
     score_names = tuple(dict.fromkeys([*rule_scores, *extra] or ["msp"]))
     selective = [r.metric for r in rules if r.metric not in MODEL_METRICS]
+    params = o.score_params(pnorm_p, temperature)
+    if base_res is not None:
+        params = baseline_params(base_res, score_names, params, path=baseline)
     opts = EvalOptions(
         scores=score_names,
-        params=o.score_params(pnorm_p, temperature),
+        params=params,
         metrics=tuple(dict.fromkeys([*DEFAULT_SELECTIVE, *selective])),
         convention=convention,
         chunk_size=chunk_size,

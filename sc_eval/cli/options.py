@@ -199,13 +199,14 @@ def convention(name: str) -> str:
     return get_convention(name).name
 
 
-def score_names(text: str | None) -> list[str]:
-    from sc_eval.scores import DEFAULT_SCORES, get_score
+def score_names(text: str | None) -> tuple[str, ...] | None:
+    """Validated ``--scores``; None when not given (the default set for the input kind)."""
+    from sc_eval.scores import get_score
 
-    names = split_list(text) or list(DEFAULT_SCORES)
+    names = split_list(text)
     for n in names:
         get_score(n)
-    return names
+    return tuple(names) if names else None
 
 
 def metric_names(text: str | None) -> list[str]:
