@@ -258,11 +258,13 @@ def slice_sources(
     opts: Any,
     *,
     keys: Any = None,
+    checkpoint: Any = None,
     by: str,
     groups_key: str | None = None,
     coverage: float = DEFAULT_SLICE_COVERAGE,
 ) -> list[SliceTable]:
-    """Load, score (with tuning when ``opts`` asks) and slice each source."""
+    """Load (running checkpoints through ``checkpoint`` options), score (with tuning
+    when ``opts`` asks) and slice each source."""
     from sc_eval.pipeline import evaluate_source
     from sc_eval.sources import KeyOptions, load_source
 
@@ -272,7 +274,7 @@ def slice_sources(
         raise UsageError(f"--at-coverage must be in (0, 1], got {coverage}")
     tables: list[SliceTable] = []
     for src in sources:
-        preds = load_source(src, keys=keys or KeyOptions())
+        preds = load_source(src, keys=keys or KeyOptions(), checkpoint=checkpoint)
         ids, names = slice_ids(preds, by=by, groups_key=groups_key)
         ev, scored = evaluate_source(preds, opts)
         tables += slice_scored(

@@ -306,6 +306,14 @@ def test_predictions_file_as_checkpoint_is_copied(tmp_path):
 
 
 # --------------------------------------------------------------------------- score + cache
+def test_score_by_class_on_a_checkpoint(work, tmp_path):
+    args = ["score", str(work / "mlp_ts.pt"), "--data", str(work / "data.safetensors"),
+            "--cache-dir", str(tmp_path / "cache"), "--by", "class", "-s", "msp", "-f", "json"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "mlp_ts.pt" in r.stdout and '"by": "class"' in r.stdout
+
+
 def test_score_a_checkpoint_then_hit_the_cache(work, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     args = ["score", str(work / "mlp_ts.pt"), "--data", str(work / "data.safetensors"),

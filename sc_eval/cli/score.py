@@ -75,7 +75,13 @@ def score(
         from sc_eval.slices import slice_sources
 
         tables = slice_sources(
-            sources, opts, keys=keys, by=by or "group", groups_key=groups_key, coverage=at_coverage
+            sources,
+            opts,
+            keys=keys,
+            checkpoint=checkpoint,
+            by=by or "group",
+            groups_key=groups_key,
+            coverage=at_coverage,
         )
         if fmt == "table" and output is None:
             with stdout_console() as console:
