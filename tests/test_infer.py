@@ -307,9 +307,9 @@ def test_predictions_file_as_checkpoint_is_copied(tmp_path):
 
 # --------------------------------------------------------------------------- score + cache
 def test_score_by_class_on_a_checkpoint(work, tmp_path):
-    args = ["score", str(work / "mlp_ts.pt"), "--data", str(work / "data.safetensors"),
-            "--cache-dir", str(tmp_path / "cache"), "--by", "class", "-s", "msp", "-f", "json"]  # fmt: skip
-    r = runner.invoke(app, args)
+    data, cache = str(work / "data.safetensors"), str(tmp_path / "cache")
+    args = ["score", str(work / "mlp_ts.pt"), "--data", data, "--cache-dir", cache]
+    r = runner.invoke(app, [*args, "--by", "class", "-s", "msp", "-f", "json"])
     assert r.exit_code == 0, r.output
     assert "mlp_ts.pt" in r.stdout and '"by": "class"' in r.stdout
 
