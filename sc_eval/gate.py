@@ -486,35 +486,34 @@ def to_junit(report: GateReport) -> str:
 def gate_document(report: GateReport) -> dict[str, Any]:
     """JSON form of the verdicts (fractions)."""
 
-    def num(x: float) -> float | str | None:
-        if math.isnan(x):
-            return None
-        return ("inf" if x > 0 else "-inf") if math.isinf(x) else x
+    from sc_eval.report import json_safe
 
-    return {
-        "schema": "sc-eval/gate",
-        "version": 1,
-        "passed": report.passed,
-        "candidate": report.candidate,
-        "baseline": report.baseline,
-        "baseline_kind": report.baseline_kind,
-        "convention": report.convention,
-        "rules": [
-            {
-                "metric": v.rule.metric,
-                "score": v.rule.score,
-                "tolerance": v.rule.tolerance,
-                "tolerance_unit": "percentage points" if v.rule.scale == 100.0 else "raw",
-                "higher_is_better": v.rule.higher_is_better,
-                "baseline": num(v.baseline),
-                "candidate": num(v.candidate),
-                "delta": None if v.undefined else num(v.delta),
-                "interval": [num(v.low), num(v.high)],
-                "p_value": num(v.p_value),
-                "alpha": v.alpha,
-                "passed": v.passed,
-                "reason": v.reason,
-            }
-            for v in report.verdicts
-        ],
-    }
+    return json_safe(
+        {
+            "schema": "sc-eval/gate",
+            "version": 1,
+            "passed": report.passed,
+            "candidate": report.candidate,
+            "baseline": report.baseline,
+            "baseline_kind": report.baseline_kind,
+            "convention": report.convention,
+            "rules": [
+                {
+                    "metric": v.rule.metric,
+                    "score": v.rule.score,
+                    "tolerance": v.rule.tolerance,
+                    "tolerance_unit": "percentage points" if v.rule.scale == 100.0 else "raw",
+                    "higher_is_better": v.rule.higher_is_better,
+                    "baseline": v.baseline,
+                    "candidate": v.candidate,
+                    "delta": None if v.undefined else v.delta,
+                    "interval": [v.low, v.high],
+                    "p_value": v.p_value,
+                    "alpha": v.alpha,
+                    "passed": v.passed,
+                    "reason": v.reason,
+                }
+                for v in report.verdicts
+            ],
+        }
+    )

@@ -232,22 +232,23 @@ def render_markdown(evals: Sequence[Evaluation], **kwargs: Any) -> str:
     return "\n".join(parts)
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe values: NaN → null (its reason is in ``notes``), ±inf → "inf"/"-inf"."""
+def json_safe(x: Any) -> Any:
+    """JSON-safe values, recursively: NaN → null (its reason goes in ``notes``),
+    ±inf → ``"inf"``/``"-inf"``; every JSON document sc-eval writes goes through this."""
     if isinstance(x, float):
         if math.isnan(x):
             return None
         return ("inf" if x > 0 else "-inf") if math.isinf(x) else x
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     return x
 
 
 def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
     """One evaluation as plain JSON-able data (fractions; NaN as null)."""
-    return _clean(
+    return json_safe(
         {
             "source": ev.source,
             "n": ev.n,
@@ -277,7 +278,7 @@ def _add_intervals(result: dict[str, Any], iv: EvaluationIntervals) -> dict[str,
     """Add ``[low, high]`` pairs (fractions) and the bootstrap settings to a result dict."""
 
     def pair(i: Interval) -> list[float | None]:
-        return _clean([i.low, i.high])
+        return json_safe([i.low, i.high])
 
     result["bootstrap"] = {
         "n_boot": iv.n_boot,
@@ -632,7 +633,7 @@ def comparison_document(cmp: Comparison) -> dict[str, Any]:
             for sc in cmp.scores
         ],
     }
-    doc = _clean(doc)
+    doc = json_safe(doc)
     doc["results"] = [evaluation_dict(ev) for ev in cmp.evaluations]
     return doc
 

@@ -84,7 +84,7 @@ class Selector:
     def from_result(cls, result: Any) -> Selector:
         """Build from a feasible :class:`sc_eval.threshold.ThresholdResult`."""
         from sc_eval import __version__
-        from sc_eval.threshold import _clean
+        from sc_eval.report import json_safe
 
         c = result.control
         if not c.feasible:
@@ -111,7 +111,7 @@ class Selector:
                 "tests": c.tests,
                 "labels_sha256": result.labels_sha256,
                 "data_sha256": result.data_sha256,
-                "tuning": _clean(result.tuning),
+                "tuning": json_safe(result.tuning),
             },
             guarantee=result.guarantee(),
             tool=f"sc-eval {__version__}",

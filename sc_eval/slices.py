@@ -411,21 +411,12 @@ def _row_dict(r: SliceRow) -> dict[str, Any]:
     }
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return None if math.isnan(x) or math.isinf(x) else x
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    return x
-
-
 def slices_document(tables: Sequence[SliceTable]) -> dict[str, Any]:
     """The versioned JSON document of ``sc-eval score --by`` (fractions; NaN as null)."""
     from sc_eval import __version__
+    from sc_eval.report import json_safe
 
-    return _clean(
+    return json_safe(
         {
             "schema": SLICES_SCHEMA,
             "version": SLICES_VERSION,

@@ -791,17 +791,9 @@ def result_dict(r: ThresholdResult) -> dict[str, Any]:
         "tuning": r.tuning,
         "guarantee": r.guarantee(),
     }
-    return _clean(doc)
+    from sc_eval.report import json_safe
 
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return None if math.isnan(x) or math.isinf(x) else x
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    return x
+    return json_safe(doc)
 
 
 def render_table(results: Sequence[ThresholdResult], *, console: Any = None, **_: Any) -> str:
