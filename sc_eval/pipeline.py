@@ -218,7 +218,15 @@ def _score_chunk(
 ) -> dict[str, Any]:
     rows = preds.values.rows(start, stop)
     labels = preds.labels[start:stop]
-    nonfinite = ~np.isfinite(rows).all(axis=1)
+    rs: RowStats | None = None
+    if preds.has_logits:
+        # sum_j (z_j - z_top) is finite iff every logit of the row is: the check costs no
+        # extra pass over the chunk (the sum is reused by the p-norm scores)
+        with np.errstate(invalid="ignore"):
+            rs = RowStats(logits=rows)
+        nonfinite = ~np.isfinite(rs.row_sum)
+    else:  # probabilities may hold exact zeros (log 0 = -inf): check the values
+        nonfinite = ~np.isfinite(rows).all(axis=1)
     bad = np.flatnonzero(nonfinite)
     out: dict[str, Any] = {"bad": bad + start}
     if bad.size:
@@ -227,7 +235,9 @@ def _score_chunk(
         # score a uniform prediction in their place, then mark them wrong and last
         fill = 0.0 if preds.has_logits else 1.0 / rows.shape[1]
         rows = np.where(nonfinite[:, None], np.asarray(fill, dtype=rows.dtype), rows)
-    rs = RowStats(logits=rows) if preds.has_logits else RowStats(probs=rows)
+        rs = None
+    if rs is None:
+        rs = RowStats(logits=rows) if preds.has_logits else RowStats(probs=rows)
     if not preds.has_logits:
         sums = np.asarray(rows, dtype=np.float64).sum(axis=1)
         tol = 1e-3 + rows.shape[1] * float(np.finfo(rows.dtype).eps)

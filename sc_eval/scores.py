@@ -92,6 +92,11 @@ class RowStats:
         self.logr[self._rows, self.top] = 0.0
 
     @cached_property
+    def row_sum(self) -> np.ndarray:
+        """``sum_j logr_ij`` (``sum_j (z_j - z_top)`` for logits); non-finite iff the row is."""
+        return self.logr.sum(axis=1)
+
+    @cached_property
     def z(self) -> np.ndarray | None:
         """The logits in float64 (None for probabilities)."""
         return np.asarray(self._raw, dtype=np.float64) if self.is_logits else None
@@ -307,7 +312,7 @@ def _maxlogit_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray
         v = np.where(s.d2 < 0, _two_class_pnorm(p), 0.0)
         return v, v
     # centre logr = z - z_top instead of z: same differences, and z_top - mean(z) = -mean(logr)
-    mu = s.logr.mean(axis=1)
+    mu = s.row_sum / s.logr.shape[1]
     norm = _row_pnorm(s.logr - mu[:, None], p)
     v = np.where(norm > 0, -mu / np.where(norm > 0, norm, 1.0), 0.0)
     return v, v
