@@ -138,10 +138,10 @@ class FileRows:
     def _read(self, start: int, stop: int) -> np.ndarray:
         count = max(stop - start, 0)
         nbytes = count * self._row_bytes
-        buf = bytearray(nbytes)
+        buf = np.empty(nbytes, dtype=np.uint8)  # uninitialised: pread fills every byte
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            view = memoryview(buf)
+            view = buf.data
             done = 0
             while done < nbytes:
                 got = os.preadv(fd, [view[done:]], self.offset + start * self._row_bytes + done)
@@ -150,7 +150,7 @@ class FileRows:
                 done += got
         finally:
             os.close(fd)
-        return np.frombuffer(buf, dtype=self.dtype).reshape((count, *self.shape[1:]))
+        return buf.view(self.dtype).reshape((count, *self.shape[1:]))
 
     def __getitem__(self, key: object) -> np.ndarray:
         if isinstance(key, slice):
