@@ -464,3 +464,15 @@ def test_default_chunk_size_follows_available_memory(monkeypatch):
     assert pl.default_chunk_size(1000) == 64  # never below 64 rows
     monkeypatch.setattr(pl, "available_memory", lambda: None)
     assert pl.default_chunk_size(10) == pl.CHUNK_BYTES // 80
+
+
+def test_outputs_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "p.safetensors"
+        write_predictions(out, logits=np.eye(3, dtype=np.float32), labels=np.arange(3))
+        assert out.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
