@@ -329,6 +329,8 @@ class GateReport:
     baseline_kind: str
     convention: str
     verdicts: tuple[Verdict, ...]
+    #: ``--update-baseline``: the candidate was accepted whatever the verdicts
+    updated_baseline: bool = False
 
     @property
     def passed(self) -> bool:
@@ -336,7 +338,14 @@ class GateReport:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.passed else 1
+        return 0 if self.passed or self.updated_baseline else 1
+
+    @property
+    def status(self) -> str:
+        """``PASSED``, ``FAILED``, or ``ACCEPTED`` (baseline rewritten with the candidate)."""
+        if self.updated_baseline:
+            return "ACCEPTED (baseline updated)"
+        return "PASSED" if self.passed else "FAILED"
 
 
 def candidate_value(ev: Evaluation, rule: Rule) -> float:
@@ -394,10 +403,12 @@ def check_rules(
 
 
 # --------------------------------------------------------------------------- output
-def _fmt(rule: Rule, value: float) -> str:
+def _fmt(rule: Rule, value: float, *, sign: bool = False) -> str:
+    """Display units, fixed decimals as in the other tables: 2 for percent, 4 otherwise."""
     if math.isnan(value):
         return "n/a"
-    return f"{value * rule.scale:.4g}"
+    digits = 2 if rule.scale == 100.0 else 4
+    return f"{value * rule.scale:{'+' if sign else ''}.{digits}f}"
 
 
 def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
@@ -409,9 +420,11 @@ def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
         r = v.rule
         unit = " (%)" if r.scale == 100.0 else ""
         interval = (
-            f"[{v.low * r.scale:+.4g}, {v.high * r.scale:+.4g}]" if not math.isnan(v.low) else "—"
+            f"[{_fmt(r, v.low, sign=True)}, {_fmt(r, v.high, sign=True)}]"
+            if not math.isnan(v.low)
+            else "—"
         )
-        delta = "n/a" if v.undefined else f"{v.delta * r.scale:+.4g}"
+        delta = "n/a" if v.undefined else _fmt(r, v.delta, sign=True)
         rows.append(
             [
                 r.name + unit,
@@ -431,10 +444,24 @@ def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def footnotes(report: GateReport) -> list[str]:
+    """What the interval and p columns mean, when they are shown."""
+    if not any(not math.isnan(v.p_value) for v in report.verdicts):
+        return []
+    boot = report.verdicts[0]
+    level = f" at alpha = {boot.alpha:g}" if boot.alpha is not None else ""
+    return [
+        "interval: paired-bootstrap percentile interval of Δ = candidate − baseline; "
+        f"p: one-sided bootstrap p-value that the regression exceeds the tolerance{level} "
+        "(small p = a significant regression; p near 1 = no regression)"
+    ]
+
+
 def to_markdown(report: GateReport) -> str:
     """The verdict as Markdown (for ``$GITHUB_STEP_SUMMARY`` and ``--format markdown``)."""
     head, rows = verdict_rows(report)
-    status = "✅ passed" if report.passed else "❌ failed"
+    icon = "☑️" if report.updated_baseline else ("✅" if report.passed else "❌")
+    status = f"{icon} {report.status.lower()}"
     lines = [
         f"### sc-eval gate: {status}",
         "",
@@ -445,6 +472,7 @@ def to_markdown(report: GateReport) -> str:
         "|" + "|".join("---" for _ in head) + "|",
     ]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    lines += ["", *footnotes(report)] if footnotes(report) else []
     return "\n".join(lines) + "\n"
 
 

@@ -205,7 +205,9 @@ def gate(
             rules, cand_ev, values, bootstrap=boot, alpha=alpha, confidence=confidence
         )
         kind = "predictions"
-    report = GateReport(str(candidate), str(baseline), kind, convention, tuple(verdicts))
+    report = GateReport(
+        str(candidate), str(baseline), kind, convention, tuple(verdicts), update_baseline
+    )
 
     if fmt == "json":
         emit(json.dumps(gate_document(report), indent=2, allow_nan=False) + "\n", output)
@@ -249,11 +251,12 @@ def _print_table(report: object, console: object) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from sc_eval.gate import GateReport, verdict_rows
+    from sc_eval.gate import GateReport, footnotes, verdict_rows
 
     assert isinstance(report, GateReport)
     head, rows = verdict_rows(report)
-    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
+    colour = "green" if report.passed else ("yellow" if report.updated_baseline else "red")
+    status = f"[bold {colour}]{report.status}[/]"
     t = Table(
         title=f"sc-eval gate {status}: {escape(report.candidate)} vs {escape(report.baseline)} "
         f"({report.baseline_kind}, {report.convention})",
@@ -270,3 +273,5 @@ def _print_table(report: object, console: object) -> None:
         cells[verdict_col] = f"[{style}]{cells[verdict_col]}[/]"
         t.add_row(*cells)
     console.print(t)  # type: ignore[attr-defined]
+    for line in footnotes(report):
+        console.print(f"[dim]{escape(line)}[/dim]")  # type: ignore[attr-defined]
