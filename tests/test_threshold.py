@@ -452,3 +452,29 @@ def test_cli_threshold_val_must_not_be_the_calibration_file(cal_test) -> None:
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["calibration"]["n"] == 3000 and doc["tuning"]["split"] == "val"
+
+
+def test_cli_warns_when_test_risk_clearly_exceeds_the_target(tmp_path):
+    """Calibrate on an easy model, test on a much worse one: the CLI says so (exit 0)."""
+    from typer.testing import CliRunner
+
+    from sc_eval.cli import app
+    from sc_eval.io import write_predictions
+
+    rng = np.random.default_rng(3)
+
+    def make(path, strength):
+        y = rng.integers(0, 10, 4000)
+        z = rng.normal(size=(4000, 10))
+        z[np.arange(4000), y] += rng.normal(strength, 1.5, 4000)
+        write_predictions(path, logits=z.astype(np.float32), labels=y)
+
+    make(tmp_path / "cal.safetensors", 5.0)
+    make(tmp_path / "shift.safetensors", 0.5)
+    r = CliRunner().invoke(
+        app,
+        ["threshold", str(tmp_path / "cal.safetensors"), "--score", "msp", "--target-risk", "0.05",
+         "--test", str(tmp_path / "shift.safetensors")],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "may not come from the calibration distribution" in r.stderr

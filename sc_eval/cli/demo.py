@@ -24,7 +24,12 @@ def demo(
         float, typer.Option("--label-smoothing", help="α of the label-smoothed model.")
     ] = 0.3,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of each model.")] = 30,
-    seed: o.Seed = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Seed of the data, the training, the tuning split and the bootstrap."
+        ),
+    ] = 0,
     n_train: Annotated[int, typer.Option("--n-train", help="Training samples.")] = 20_000,
     n_test: Annotated[int, typer.Option("--n-test", help="Test samples.")] = 20_000,
     classes: Annotated[int, typer.Option("--classes", help="Number of classes.")] = 100,

@@ -83,8 +83,9 @@ def infer(
     if result is not None and main:
         n, c = result.logits.shape
         typer.echo(
-            f"sc-eval: wrote {out} ({n} samples, {c} classes, "
-            f"{result.samples_per_second:,.0f} samples/s)",
+            f"sc-eval: wrote {out} ({n} samples, {c} classes; inference took "
+            f"{result.seconds:.2f} s, {result.samples_per_second:,.0f} samples/s including "
+            "data-loader start-up)",
             err=True,
         )
 

@@ -19,7 +19,7 @@ def threshold(
         typer.Argument(help="Calibration predictions file (i.i.d. with deployment data)."),
     ],
     score: Annotated[
-        str, typer.Option("--score", "-s", help="Confidence score (see `sc-eval score --help`).")
+        str, typer.Option("--score", "-s", help="Confidence score (see `sc-eval list`).")
     ] = "msp",
     target_risk: Annotated[
         float | None,
@@ -169,6 +169,16 @@ def threshold(
             nan_policy=nan_policy,
         )
         result = replace(result, test=outcome)
+        low = outcome.risk_interval[0]
+        if target_risk is not None and outcome.accepted and low > target_risk:
+            warnings.warn(
+                f"{test}: the selective risk on test, {100 * outcome.risk:.2f}%, is above the "
+                f"target {100 * target_risk:.2f}% beyond chance (its 95% interval starts at "
+                f"{100 * low:.2f}%): the test data may not come from the calibration "
+                "distribution, which the guarantee assumes",
+                ScEvalWarning,
+                stacklevel=1,
+            )
     if fmt == "table":
         with stdout_console() as console:
             render([result], fmt, console=console)
