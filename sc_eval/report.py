@@ -90,6 +90,8 @@ class Grid:
     rows: list[list[str]]
     best: set[tuple[int, int]]
     caption: str = ""
+    #: leading text columns (left-aligned, never wrapped); the rest are numbers
+    lead: int = 2
 
 
 def _best_cells(values: list[list[float]], hib: list[bool], offset: int) -> set[tuple[int, int]]:
@@ -109,17 +111,19 @@ def _best_cells(values: list[list[float]], hib: list[bool], offset: int) -> set[
 def _score_grid(
     ev: Evaluation, names: Sequence[str], title: str, iv: EvaluationIntervals | None = None
 ) -> Grid:
-    lead = ["score", "params"]
+    params = [format_params(s.params, s.tuned) for s in ev.scores.values()]
+    lead = ["score", "params"] if any(params) else ["score"]  # no empty column
     rows, vals = [], []
-    for s in ev.scores.values():
+    for s, p in zip(ev.scores.values(), params, strict=True):
         cis = iv.scores.get(s.name, {}) if iv is not None else {}
         rows.append(
-            [s.name, format_params(s.params, s.tuned)]
+            [s.name, p][: len(lead)]
             + [fmt_with_interval(m, s.metrics[m], cis.get(m), "\n") for m in names]
         )
         vals.append([s.metrics[m] for m in names])
     hib = [metric_info(m)[0] for m in names]
-    return Grid(title, lead + [header(m) for m in names], rows, _best_cells(vals, hib, len(lead)))
+    heads = lead + [header(m) for m in names]
+    return Grid(title, heads, rows, _best_cells(vals, hib, len(lead)), lead=len(lead))
 
 
 def summary_line(ev: Evaluation, iv: EvaluationIntervals | None = None) -> str:
@@ -193,9 +197,10 @@ def render_table(evals: Sequence[Evaluation], *, console: Any = None, **kwargs: 
     for ev, iv in zip(evals, _intervals(kwargs, len(evals)), strict=True):
         console.print(f"[bold]{escape(ev.source)}[/bold]: {escape(summary_line(ev, iv))}")
         for g in grids(ev, iv):
-            t = Table(title=escape(g.title), title_justify="left")
+            console.print(f"[italic]{escape(g.title)}[/italic]")
+            t = Table()
             for j, h in enumerate(g.headers):
-                t.add_column(h, justify="left" if j < 2 else "right", no_wrap=j < 2)
+                t.add_column(h, justify="left" if j < g.lead else "right", no_wrap=j < g.lead)
             for i, row in enumerate(g.rows):
                 t.add_row(
                     *[
@@ -212,7 +217,9 @@ def render_table(evals: Sequence[Evaluation], *, console: Any = None, **kwargs: 
 
 def _md_table(g: Grid) -> str:
     lines = [f"**{g.title}**", "", "| " + " | ".join(g.headers) + " |"]
-    lines.append("|" + "|".join("---" if j < 2 else "---:" for j in range(len(g.headers))) + "|")
+    lines.append(
+        "|" + "|".join("---" if j < g.lead else "---:" for j in range(len(g.headers))) + "|"
+    )
     for i, row in enumerate(g.rows):
         cells = [
             (f"**{c}**" if (i, j) in g.best else c).replace("\n", "<br>") for j, c in enumerate(row)
@@ -514,7 +521,8 @@ def render_comparison_table(cmp: Comparison, *, console: Any = None, **_: Any) -
     head, notes = comparison_lines(cmp)
     console.print(f"[bold]{escape(head)}[/bold]")
     for g in comparison_grids(cmp):
-        t = Table(title=escape(g.title), title_justify="left", show_lines=True)
+        console.print(f"[italic]{escape(g.title)}[/italic]")
+        t = Table(show_lines=True)
         for j, h in enumerate(g.headers):
             t.add_column(h, justify="left" if j == 0 else "right", overflow="fold")
         for row in g.rows:

@@ -370,7 +370,8 @@ def render_table(tables: Sequence[SliceTable], *, console: Any = None, **_: Any)
     console = console or Console(file=buf, no_color=True, width=200, highlight=False)
     for t in tables:
         g = grid(t)
-        tab = Table(title=escape(g.title), title_justify="left")
+        console.print(f"[italic]{escape(g.title)}[/italic]")
+        tab = Table()
         for j, h in enumerate(g.headers):
             tab.add_column(h, justify="left" if j == 0 or h == "note" else "right", no_wrap=True)
         for i, row in enumerate(g.rows):

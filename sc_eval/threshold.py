@@ -808,7 +808,8 @@ def render_table(results: Sequence[ThresholdResult], *, console: Any = None, **_
         for line in headline(r):
             console.print(escape(line))
         g = grid(r)
-        t = Table(title=escape(g.title), title_justify="left")
+        console.print(f"[italic]{escape(g.title)}[/italic]")
+        t = Table()
         for j, h in enumerate(g.headers):
             t.add_column(h, justify="left" if j == 0 else "right", no_wrap=j == 0)
         for row in g.rows:
