@@ -400,8 +400,8 @@ CacheDir = Annotated[
     Path | None,
     typer.Option(
         "--cache-dir",
-        help="Where checkpoint predictions are cached (default: $SC_EVAL_CACHE or "
-        "~/.cache/sc-eval).",
+        help="Where checkpoint predictions are cached (default: $SC_EVAL_CACHE, else "
+        "$XDG_CACHE_HOME/sc-eval, else ~/.cache/sc-eval).",
         rich_help_panel=_CKPT,
     ),
 ]
