@@ -401,7 +401,7 @@ CASES: dict[str, Case] = {
         expect=("four.safetensors", "C = 3"),
     ),
     # ---- compare
-    "compare-no-sources": case("compare", expect=("Missing argument", "sources")),
+    "compare-no-sources": case("compare", expect=("Missing argument", "SOURCE")),
     "compare-one-source": case("compare", "good.safetensors", *OUT, expect="at least two"),
     "compare-mismatched-labels": case(
         "compare",

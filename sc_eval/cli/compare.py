@@ -40,8 +40,9 @@ def compare(
     sources: Annotated[
         list[Path],
         typer.Argument(
+            metavar="SOURCE",
             help="Two or more predictions files (or checkpoints run on --data) on the same "
-            "samples; the first is the reference."
+            "samples; the first is the reference.",
         ),
     ],
     scores: o.Scores = None,

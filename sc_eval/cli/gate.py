@@ -17,13 +17,15 @@ from sc_eval.cli import options as o
 @o.with_checkpoint_options
 def gate(
     candidate: Annotated[
-        Path, typer.Argument(help="Candidate predictions file, or a checkpoint run on --data.")
+        Path,
+        typer.Argument(
+            metavar="CANDIDATE", help="Candidate predictions file, or a checkpoint run on --data."
+        ),
     ],
     baseline: Annotated[
         Path,
         typer.Option(
             "--baseline",
-            "-b",
             help="Baseline: a JSON result of `sc-eval score --format json`, or a predictions "
             "file on the same samples (enables --alpha).",
         ),

@@ -22,8 +22,9 @@ def infer(
     checkpoint: Annotated[
         Path,
         typer.Argument(
+            metavar="CHECKPOINT",
             help="TorchScript archive, torch.export .pt2, or state_dict (.pt/.pth/.safetensors, "
-            "with --arch). Detected from content; a predictions file is copied as is."
+            "with --arch). Detected from content; a predictions file is copied as is.",
         ),
     ],
     data: Annotated[

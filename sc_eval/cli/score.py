@@ -16,7 +16,10 @@ from sc_eval.cli import options as o
 @o.with_checkpoint_options
 def score(
     sources: Annotated[
-        list[Path], typer.Argument(help="Predictions files, or model checkpoints run on --data.")
+        list[Path],
+        typer.Argument(
+            metavar="SOURCE", help="Predictions files, or model checkpoints run on --data."
+        ),
     ],
     scores: o.Scores = None,
     metrics: o.Metrics = None,

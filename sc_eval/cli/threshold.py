@@ -16,7 +16,10 @@ from sc_eval.cli import options as o
 def threshold(
     source: Annotated[
         Path,
-        typer.Argument(help="Calibration predictions file (i.i.d. with deployment data)."),
+        typer.Argument(
+            metavar="CALIBRATION",
+            help="Calibration predictions file (i.i.d. with deployment data).",
+        ),
     ],
     score: Annotated[
         str, typer.Option("--score", "-s", help="Confidence score (see `sc-eval list`).")
