@@ -161,15 +161,6 @@ class RowStats:
         """``sum_j p_j^2 = (1 + Q) / (1 + S)^2``."""
         return (1.0 + self.q) / (1.0 + self.s) ** 2
 
-    @cached_property
-    def log_probs(self) -> np.ndarray:
-        """Full ``[n, C]`` log-softmax (only for callers that need every class)."""
-        return self.logr - self.log1p_s[:, None]
-
-    @cached_property
-    def probs(self) -> np.ndarray:
-        return np.exp(self.log_probs)
-
 
 # --------------------------------------------------------------------------- score functions
 Params = Mapping[str, float]
