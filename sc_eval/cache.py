@@ -88,11 +88,11 @@ def memo_digest(
             return text
     digest = compute()
     from sc_eval.errors import InputError
-    from sc_eval.io import write_text
+    from sc_eval.outputs import write_text
 
     with contextlib.suppress(OSError, InputError):
         memo.parent.mkdir(parents=True, exist_ok=True)
-        write_text(memo, digest + "\n")  # atomic: no half file, even on Ctrl-C
+        write_text(memo, digest + "\n", join=False)  # atomic; not one of the command's outputs
     return digest
 
 

@@ -220,7 +220,7 @@ def _save_checkpoint(model: torch.nn.Module, cfg: DemoConfig, path: Path) -> Non
     """A ``torch.export`` program with a dynamic batch dimension, written atomically."""
     import torch
 
-    from sc_eval.io import atomic_output
+    from sc_eval.outputs import atomic_output
 
     example = torch.zeros(2, cfg.dim)
     program = torch.export.export(
@@ -235,7 +235,7 @@ def _save_checkpoint(model: torch.nn.Module, cfg: DemoConfig, path: Path) -> Non
 def _save_test_set(x: np.ndarray, y: np.ndarray, path: Path) -> None:
     from safetensors.numpy import save_file
 
-    from sc_eval.io import atomic_output
+    from sc_eval.outputs import atomic_output
 
     with atomic_output(path) as tmp:
         save_file(

@@ -10,7 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from difflib import get_close_matches
 
-__all__ = ["InputError", "ScEvalError", "UsageError", "unknown_name"]
+__all__ = ["InputError", "ScEvalError", "UsageError", "printable", "unknown_name"]
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b`` …), safe to echo.
+
+    File and tensor names come from users and files: a raw newline would let a
+    name fake extra lines (a "Traceback"), an escape sequence would drive the
+    terminal (change its title, hide text).
+    """
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        if code < 32 or 127 <= code < 160 or ch in "\u2028\u2029":
+            out.append(repr(ch)[1:-1] if ch not in "\u2028\u2029" else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class ScEvalError(Exception):
@@ -29,9 +46,9 @@ class InputError(ScEvalError):
     def __init__(self, message: str, *, path: object | None = None, field: str | None = None):
         parts = []
         if path is not None:
-            parts.append(f"{path}:")
+            parts.append(f"{printable(path)}:")
         if field is not None:
-            parts.append(f"field '{field}':")
+            parts.append(f"field '{printable(field)}':")
         parts.append(message)
         super().__init__(" ".join(parts))
         self.path = path

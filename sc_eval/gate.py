@@ -22,16 +22,15 @@ Exit codes (CLI): 0 every rule passed, 1 a rule failed, 2 bad input.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from sc_eval.errors import InputError, UsageError
+from sc_eval.files import read_json
 from sc_eval.metrics import MODEL_METRICS, get_metric
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
@@ -151,15 +150,7 @@ def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Returns the first result of the document (a baseline describes one model).
     """
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"not valid JSON: {e}", path=path) from None
-    except OSError as e:
-        raise InputError(f"cannot read baseline: {e.strerror or e}", path=path) from None
+    doc = read_json(path, "baseline file")
     if not isinstance(doc, dict) or doc.get("schema") != RESULT_SCHEMA:
         raise InputError(
             f'not an sc-eval result (expected "schema": "{RESULT_SCHEMA}"); '
@@ -177,10 +168,43 @@ def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):
         raise InputError("expected a non-empty list of results", path=path, field="results")
     res = results[0]
-    for key in ("convention", "labels_sha256", "model_metrics", "scores"):
-        if key not in res:
-            raise InputError(f"result has no '{key}'", path=path, field=f"results[0].{key}")
+    _check_result_schema(res, path)
     return res
+
+
+def _is_value(v: object) -> bool:
+    """A metric value as results store it: a number, null (undefined) or "inf"/"-inf"."""
+    if v is None or v in ("inf", "-inf", "nan"):
+        return True
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_result_schema(res: dict[str, Any], path: object) -> None:
+    """Every field gate reads, with the type it must have: one place, one message each."""
+
+    def bad(field: str, expected: str) -> InputError:
+        return InputError(f"expected {expected}", path=path, field=f"results[0].{field}")
+
+    for key in ("convention", "labels_sha256"):
+        if not isinstance(res.get(key), str):
+            raise bad(key, "a string")
+    metrics = res.get("model_metrics")
+    if not isinstance(metrics, dict) or not all(_is_value(v) for v in metrics.values()):
+        raise bad("model_metrics", "an object of numbers")
+    scores = res.get("scores")
+    if not isinstance(scores, dict):
+        raise bad("scores", "an object of scores")
+    for name, entry in scores.items():
+        if not isinstance(entry, dict):
+            raise bad(f"scores.{name}", "an object with 'metrics'")
+        values = entry.get("metrics", {})
+        if not isinstance(values, dict) or not all(_is_value(v) for v in values.values()):
+            raise bad(f"scores.{name}.metrics", "an object of numbers")
+        params = entry.get("params") or {}
+        if not isinstance(params, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in params.values()
+        ):
+            raise bad(f"scores.{name}.params", "an object of numbers")
 
 
 def baseline_params(

@@ -15,15 +15,12 @@ was expected.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import struct
-import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +29,21 @@ from typing import Any
 import numpy as np
 
 from sc_eval.errors import InputError
+from sc_eval.files import (
+    ZIP_ERRORS,
+    ZipMember,
+    check_zip,
+    detect,
+    os_error_reason,
+    parse_json,
+)
+from sc_eval.outputs import atomic_output
+from sc_eval.quiet import quiet
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "Predictions",
-    "atomic_output",
-    "check_output_path",
     "labels_sha256",
     "load_predictions",
     "predictions_from_arrays",
@@ -182,6 +187,7 @@ class FileRows:
 
 # --------------------------------------------------------------------------- readers
 MAX_DIM = 2**48  # larger than any real tensor dimension, small enough for numpy
+MAX_NDIM = 32  # numpy allows 64; no predictions or data tensor has more than a few
 
 
 def _header_int(value: object) -> int:
@@ -191,34 +197,63 @@ def _header_int(value: object) -> int:
     return value
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise InputError("truncated safetensors file (no header length)", path=path)
-        (hlen,) = struct.unpack("<Q", head)
-        if hlen > MAX_HEADER_BYTES or hlen > size - 8:
-            raise InputError(
-                f"corrupt safetensors header: declares {hlen} header bytes in a {size}-byte file",
-                path=path,
-            )
-        try:
-            header = json.loads(f.read(hlen))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"corrupt safetensors header: {e}", path=path) from None
+#: Bits per element of every dtype the safetensors format defines (0.8): a file
+#: is laid out and checked with these even where sc-eval cannot read the dtype.
+_ST_BITS: dict[str, int] = {
+    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8,
+    "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16,
+    "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64,
+    "U64": 64,
+}  # fmt: skip
+
+
+def _possible_shape(shape: tuple[int, ...]) -> bool:
+    """A shape numpy can represent even when empty: few dimensions, bounded extent."""
+    extent = math.prod(d for d in shape if d)
+    return len(shape) <= MAX_NDIM and all(d <= MAX_DIM for d in shape) and extent < 2**56
+
+
+def _st_header(path: Path, f: Any, size: int) -> tuple[dict[str, Any], int]:
+    """The parsed JSON header of a safetensors file and the data section's start."""
+    head = f.read(8)
+    if len(head) < 8:
+        raise InputError("truncated safetensors file (no header length)", path=path)
+    (hlen,) = struct.unpack("<Q", head)
+    if hlen > MAX_HEADER_BYTES or hlen > size - 8:
+        raise InputError(
+            f"corrupt safetensors header: declares {hlen} header bytes in a {size}-byte file",
+            path=path,
+        )
+    raw = f.read(hlen)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("corrupt safetensors header: not UTF-8", path=path) from None
+    header = parse_json(text, path=path, what="safetensors header")
     if not isinstance(header, dict):
         raise InputError("corrupt safetensors header: not a JSON object", path=path)
-    meta = header.pop("__metadata__", None) or {}
-    if not isinstance(meta, dict):
-        raise InputError("corrupt safetensors metadata: not a JSON object", path=path)
-    start = 8 + hlen
-    arrays: dict[str, RawArray] = {}
+    return header, 8 + hlen
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
+    """Parse a safetensors file with the format's own rules (those of the ``safetensors``
+    library): tensors tile the data section exactly, without overlap, gap or tail."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header, start = _st_header(path, f, size)
+    meta = header.pop("__metadata__", None)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise InputError("corrupt safetensors metadata: expected an object of strings", path=path)
+    entries: list[tuple[int, int, str, str, tuple[int, ...]]] = []
     for name, info in header.items():
         try:
-            st_dtype = str(info["dtype"])
+            st_dtype = info["dtype"]
             shape = tuple(_header_int(d) for d in info["shape"])
             begin, end = (_header_int(o) for o in info["data_offsets"])
+            if not isinstance(st_dtype, str):
+                raise TypeError(st_dtype)
         except (KeyError, TypeError, ValueError):
             raise InputError(
                 "corrupt safetensors header entry: expected dtype, shape and data_offsets "
@@ -226,99 +261,265 @@ def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
                 path=path,
                 field=str(name),
             ) from None
+        if st_dtype not in _ST_BITS:
+            raise InputError(f"unknown safetensors dtype {st_dtype!r}", path=path, field=str(name))
+        bits = math.prod(shape) * _ST_BITS[st_dtype]  # a Python int: cannot overflow
+        if not _possible_shape(shape) or bits % 8 or (end < begin or end - begin != bits // 8):
+            raise InputError(
+                f"corrupt safetensors entry: shape {list(shape)} {st_dtype} does not match "
+                f"data_offsets [{begin}, {end}]",
+                path=path,
+                field=str(name),
+            )
+        entries.append((begin, end, str(name), st_dtype, shape))
+    position = 0
+    for begin, end, name, _, _ in sorted(entries):
+        if begin != position:
+            what = "overlaps another tensor" if begin < position else "leaves a gap before it"
+            raise InputError(
+                f"corrupt safetensors layout: data_offsets [{begin}, {end}] {what}",
+                path=path,
+                field=name,
+            )
+        position = end
+    if start + position > size:
+        raise InputError(
+            f"truncated safetensors file: the tensors need {position} data bytes, the file "
+            f"holds {size - start}",
+            path=path,
+        )
+    if start + position < size:
+        raise InputError(
+            f"corrupt safetensors layout: {size - start - position} bytes after the last "
+            "tensor belong to none",
+            path=path,
+        )
+    arrays: dict[str, RawArray] = {}
+    for begin, end, name, st_dtype, shape in entries:
         if st_dtype not in _ST_DTYPES:  # e.g. fp8 in a tensor we do not read: keep its name
-            arrays[str(name)] = RawArray(np.empty((0,)), f"unsupported {st_dtype}")
+            arrays[name] = RawArray(np.empty((0,)), f"unsupported {st_dtype}")
             continue
         dtype = _ST_DTYPES[st_dtype]
         np_dtype = np.dtype("uint16" if dtype == "bfloat16" else dtype)
-        count = math.prod(shape)  # a Python int: a crafted shape cannot overflow it
-        if end - begin != count * np_dtype.itemsize or any(d > MAX_DIM for d in shape):
-            raise InputError(
-                f"corrupt safetensors entry: shape {shape} {dtype} does not match "
-                f"{end - begin} data bytes",
-                path=path,
-                field=str(name),
-            )
-        if start + end > size:
-            raise InputError(
-                f"truncated safetensors file: tensor needs bytes up to {start + end}, "
-                f"file has {size}",
-                path=path,
-                field=str(name),
-            )
-        if count == 0:
-            data = np.empty(shape, dtype=np_dtype)
+        if begin == end:
+            data = np.empty(shape, np_dtype)
         else:
             data = FileRows(path, np_dtype, start + begin, shape)  # type: ignore[assignment]
-        arrays[str(name)] = RawArray(data, dtype)
-    return arrays, {str(k): str(v) for k, v in meta.items()}
+        arrays[name] = RawArray(data, dtype)
+    return arrays, dict(meta)
 
 
 MAX_NPZ_RATIO = 1000
 #: Members that expand to less than this are never zip bombs (a constant labels
 #: vector of a single-class test set compresses about 1000:1 with deflate).
 NPZ_BOMB_FLOOR = 64 * 1024 * 1024
-#: What :mod:`zipfile` raises on a damaged archive besides ``BadZipFile``
-#: (undecodable names, bad struct fields, unknown compression, truncated streams).
-ZIP_ERRORS: tuple[type[Exception], ...] = (
-    zipfile.BadZipFile,
-    ValueError,
-    EOFError,
-    struct.error,
-    OverflowError,
-    NotImplementedError,
-    zlib.error,
-)
+#: ``.npy`` headers are a few hundred bytes; numpy's own default limit.
+MAX_NPY_HEADER = 10_000
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable``), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class NpzMember:
+    """One ``.npy`` member of an ``.npz`` archive: header read, data expanded on first use.
+
+    Only the arrays a command needs are ever decompressed, so a huge member
+    that nothing asks for costs nothing; one that is needed was checked
+    against the size its header implies, and is checked against the memory
+    available before it is expanded.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        member: ZipMember,
+        dtype: np.dtype,
+        shape: tuple[int, ...],
+        fortran: bool,
+        data_start: int,
+    ):
+        self.path, self.member, self.dtype, self.shape = path, member, dtype, shape
+        self.ndim = len(shape)
+        self._fortran, self._data_start = fortran, data_start
+        self._data: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def load(self) -> np.ndarray:
+        if self._data is None:
+            self._data = self._expand()
+        return self._data
+
+    def _expand(self) -> np.ndarray:
+        name = self.member.name[:-4]
+        nbytes = math.prod(self.shape) * self.dtype.itemsize
+        free = available_memory()
+        if free is not None and nbytes > free:
+            raise InputError(
+                f"array '{name}' expands to {nbytes / 2**30:.1f} GiB, more than the "
+                f"{free / 2**30:.1f} GiB of memory available",
+                path=self.path,
+            )
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(self.member.name) as f:
+                f.seek(self._data_start)
+                raw = f.read(nbytes)
+        except ZIP_ERRORS as e:
+            raise InputError(
+                f"array '{name}': corrupt .npz member ({_describe(e)})", path=self.path
+            ) from None
+        if len(raw) != nbytes:
+            raise InputError(f"array '{name}': truncated .npz member", path=self.path)
+        arr = np.frombuffer(raw, dtype=self.dtype)
+        arr = arr.reshape(self.shape, order="F" if self._fortran else "C")
+        if not self.dtype.isnative:  # big-endian data from another machine: convert
+            arr = arr.astype(self.dtype.newbyteorder("="))
+        return np.ascontiguousarray(arr)
+
+    def __getitem__(self, key: object) -> np.ndarray:
+        return self.load()[key]  # type: ignore[call-overload]
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        arr = self.load()
+        return arr if dtype is None else np.asarray(arr, dtype=dtype)  # type: ignore[call-overload]
+
+
+def _npy_header(zf: zipfile.ZipFile, member: ZipMember, path: Path) -> NpzMember:
+    """Read and check one member's ``.npy`` header (its data stays compressed)."""
+    name = member.name[:-4]
+    try:
+        with zf.open(member.name) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER)
+            elif version in ((2, 0), (3, 0)):
+                header = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            data_start = f.tell()
+    except ZIP_ERRORS as e:
+        text = str(e)
+        if "max_header_size" in text or "may not be safe" in text:
+            reason = f"its .npy header is longer than {MAX_NPY_HEADER} bytes"
+        else:
+            reason = f"not a valid .npy array ({_describe(e)})"
+        raise InputError(f"array '{name}': {reason}", path=path) from None
+    shape, fortran, dtype = header
+    if dtype.hasobject:
+        raise InputError(
+            f"array '{name}' holds pickled Python objects; only numeric arrays are loaded "
+            "(allow_pickle=False)",
+            path=path,
+        )
+    if dtype.fields is not None or dtype.subdtype is not None:
+        raise InputError(f"array '{name}' has a structured dtype {dtype}", path=path)
+    if not _possible_shape(tuple(shape)):
+        raise InputError(f"array '{name}' declares an impossible shape {list(shape)}", path=path)
+    expected = data_start + math.prod(shape) * dtype.itemsize
+    if member.size != expected:
+        raise InputError(
+            f"array '{name}' is {member.size} bytes, but its header (shape {list(shape)}, "
+            f"{dtype}) implies {expected}",
+            path=path,
+        )
+    if member.size > NPZ_BOMB_FLOOR and member.size > MAX_NPZ_RATIO * max(member.compressed, 1):
+        raise InputError(
+            f"array '{name}' expands {member.size} bytes from {member.compressed} "
+            f"(ratio > {MAX_NPZ_RATIO}); refusing a zip bomb",
+            path=path,
+        )
+    return NpzMember(path, member, dtype, tuple(shape), fortran, data_start)
 
 
 def _read_npz(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
+    members = check_zip(path)
+    arrays: dict[str, RawArray] = {}
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                size = info.file_size
-                if size > NPZ_BOMB_FLOOR and size > MAX_NPZ_RATIO * max(info.compress_size, 1):
-                    raise InputError(
-                        f"member '{info.filename}' expands {info.file_size} bytes from "
-                        f"{info.compress_size} (ratio > {MAX_NPZ_RATIO}); refusing a zip bomb",
-                        path=path,
-                    )
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: RawArray(z[k], str(z[k].dtype)) for k in z.files}
-    except InputError:
-        raise
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise InputError(
-                "holds pickled object arrays; only numeric arrays are loaded (allow_pickle=False)",
-                path=path,
-            ) from None
-        raise InputError(f"corrupt .npz file: {e}", path=path) from None
-    except MemoryError:
-        raise InputError("an array is too large to load into memory", path=path) from None
-    except Exception as e:  # BadZipFile, zlib.error, EOFError, …: a damaged archive
+            for m in members:
+                if not m.name.endswith(".npy"):
+                    raise InputError(f"member '{m.name}' is not an .npy array", path=path)
+                lazy = _npy_header(zf, m, path)
+                arrays[m.name[:-4]] = RawArray(lazy, str(lazy.dtype.newbyteorder("=")))  # type: ignore[arg-type]
+    except ZIP_ERRORS as e:  # BadZipFile, zlib.error, EOFError, …: a damaged archive
         raise InputError(f"corrupt .npz file: {_describe(e)}", path=path) from None
     return arrays, {}
 
 
 def torch_load_weights(path: Path) -> Any:
-    """``torch.load(weights_only=True)`` on the CPU, memory-mapped when the format allows.
+    """``torch.load(weights_only=True)`` on the CPU, memory-mapped when that is safe.
 
     Only tensors and plain containers are rebuilt; anything else raises
     ``pickle.UnpicklingError`` (malformed bytes may raise other exceptions).
+    A zip-format file is memory-mapped only after every storage record was
+    found to hold the bytes its tensors need: under ``mmap`` torch would read
+    past a truncated record into the neighbouring bytes of the archive.
     """
     import torch
 
-    if path.suffix.lower() == ".safetensors":
-        # torch.load picks its safetensors reader from this suffix; the content says
-        # torch.save, so read it through a file object (no mmap then)
+    with quiet():
+        if path.suffix.lower() == ".safetensors":
+            # torch.load picks its safetensors reader from this suffix; the content says
+            # torch.save, so read it through a file object (no mmap then)
+            with open(path, "rb") as f:
+                return torch.load(f, map_location="cpu", weights_only=True)
         with open(path, "rb") as f:
-            return torch.load(f, map_location="cpu", weights_only=True)
-    try:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        if not is_zip:  # the legacy format cannot be memory-mapped
+            return torch.load(path, map_location="cpu", weights_only=True)
+        check_storage_records(path)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:
-        if "mmap" not in str(e):  # the legacy format cannot be memory-mapped
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def check_storage_records(path: Path) -> None:
+    """Refuse a ``torch.save`` zip whose tensors need more bytes than their records hold.
+
+    ``data.pkl`` is read with torch's weights-only unpickler onto the ``meta``
+    device (no data is touched) to learn each storage's key and size.
+    """
+    import io as _io
+
+    import torch
+    from torch import _weights_only_unpickler
+
+    members = {m.name.split("/", 1)[-1]: m for m in check_zip(path, single_root=True)}
+    if "data.pkl" not in members:
+        raise InputError("torch.save archive without data.pkl", path=path)
+    with zipfile.ZipFile(path) as zf:
+        pickled = zf.read(next(m.name for k, m in members.items() if k == "data.pkl"))
+    needed: dict[str, int] = {}
+
+    def persistent_load(saved_id: Any) -> Any:
+        _, storage_type, key, _location, numel = saved_id
+        dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type.dtype
+        nbytes = int(numel) * torch._utils._element_size(dtype)
+        needed[str(key)] = max(needed.get(str(key), 0), nbytes)
+        meta = torch.UntypedStorage(nbytes, device="meta")
+        return torch.storage.TypedStorage(wrap_storage=meta, dtype=dtype, _internal=True)
+
+    unpickler = _weights_only_unpickler.Unpickler(_io.BytesIO(pickled), encoding="utf-8")
+    unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
+    unpickler.load()
+    for key, nbytes in needed.items():
+        record = members.get(f"data/{key}")
+        if record is None:
+            raise InputError(f"tensor storage 'data/{key}' is missing from the archive", path=path)
+        if record.size < nbytes:
+            raise InputError(
+                f"tensor storage 'data/{key}' holds {record.size} bytes, its tensors need "
+                f"{nbytes} (truncated or corrupt)",
+                path=path,
+            )
 
 
 def _describe(e: BaseException) -> str:
@@ -327,25 +528,48 @@ def _describe(e: BaseException) -> str:
     return text if len(text) >= 12 else f"{type(e).__name__}: {text}".rstrip(": ")
 
 
+def unpickling_refusal(e: BaseException) -> tuple[bool, str]:
+    """Why ``torch.load(weights_only=True)`` failed: ``(True, globals)`` when the file holds
+    pickled Python objects it would not import, ``(False, reason)`` when the bytes are
+    simply not a valid pickle (corrupt, or another format)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or "Unsupported global" in line:
+            return True, line[:200]
+    detail = next((line for line in lines if "WeightsUnpickler error" in line), "")
+    detail = detail.split("WeightsUnpickler error:", 1)[-1].strip()
+    if not detail:
+        following = [line for line in lines if "Unsupported" in line or "invalid" in line]
+        detail = following[0] if following else _describe(e)
+    return False, detail[:200]
+
+
+def torch_failure(e: BaseException, what: str) -> str:
+    """One line for an exception out of ``torch.load`` on bytes that are not what we expect."""
+    if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+        return f"not enough memory to load this {what}"
+    return f"corrupt or unreadable {what}: {_describe(e)}"
+
+
 def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     import pickle
-    import warnings
 
     import torch
 
     try:
-        with warnings.catch_warnings():  # torch's notes on odd pickles are noise here
-            warnings.simplefilter("ignore")
-            obj = torch_load_weights(path)
+        obj = torch_load_weights(path)
+    except InputError:
+        raise
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise InputError(
-            "holds pickled Python objects, not just tensors; refusing to unpickle "
-            f"(torch.load weights_only=True said: {first[:200]})",
-            path=path,
-        ) from None
+        is_pickle, detail = unpickling_refusal(e)
+        if is_pickle:
+            raise InputError(
+                f"holds pickled Python objects, not just tensors; refusing to unpickle ({detail})",
+                path=path,
+            ) from None
+        raise InputError(f"not a valid torch.save file ({detail})", path=path) from None
     except Exception as e:  # on malformed bytes torch.load raises KeyError, IndexError, …
-        raise InputError(f"corrupt or unreadable .pt file: {_describe(e)}", path=path) from None
+        raise InputError(torch_failure(e, ".pt file"), path=path) from None
     if not isinstance(obj, dict):
         raise InputError(f"expected a dict of tensors, found {type(obj).__name__}", path=path)
     arrays: dict[str, RawArray] = {}
@@ -367,36 +591,18 @@ def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
     return arrays, {}
 
 
+_MODEL_KINDS = {"torchscript": "a TorchScript model", "export": "a torch.export .pt2 model"}
+
+
 def _sniff(path: Path, what: str = "predictions file") -> str:
-    """Detect a file's kind from its first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    if head[:4] == b"PK\x03\x04":
-        if path.suffix.lower() == ".npz":
-            return "npz"
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-        except ZIP_ERRORS:
-            raise InputError("corrupt zip archive", path=path) from None
-        if names and all(n.endswith(".npy") for n in names):
-            return "npz"
-        return "torch"
-    # safetensors first: its 8-byte header length may itself start with 0x80
-    if len(head) >= 9 and head[8:9] == b"{":
-        (hlen,) = struct.unpack("<Q", head[:8])
-        if hlen <= path.stat().st_size - 8:
-            return "safetensors"
-    if head[:1] == b"\x80":  # legacy torch.save / plain pickle
-        return "torch"
-    if path.suffix.lower() in (".pt", ".pth"):
-        return "torch"
-    if path.suffix.lower() == ".safetensors":
-        return "safetensors"
-    raise InputError(
-        f"unrecognised file kind: expected a .safetensors, .npz or .pt/.pth {what}",
-        path=path,
-    )
+    """The reader for a file, from its content (:func:`sc_eval.files.detect`)."""
+    kind = detect(path, what)
+    if kind in _MODEL_KINDS:
+        raise InputError(
+            f"is {_MODEL_KINDS[kind]}, not a {what}; run it with --data (or sc-eval infer)",
+            path=path,
+        )
+    return kind
 
 
 READERS = {"safetensors": _read_safetensors, "npz": _read_npz, "torch": _read_torch}
@@ -411,16 +617,10 @@ def read_arrays(
     ``what`` names the expected file in error messages.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError("no such file", path=path)
-    if p.is_dir():
-        raise InputError(f"is a directory, expected a {what}", path=path)
     try:
         return READERS[_sniff(p, what)](p)
-    except PermissionError:
-        raise InputError("permission denied", path=path) from None
     except OSError as e:
-        raise InputError(f"cannot read file: {e.strerror or e}", path=path) from None
+        raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
 
 
 # --------------------------------------------------------------------------- predictions
@@ -607,18 +807,7 @@ def load_predictions(
     InputError
         Missing file or key, wrong shape or dtype, labels out of range, corrupt file.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError("no such file", path=path)
-    if p.is_dir():
-        raise InputError("is a directory, expected a predictions file", path=path)
-    try:
-        kind = _sniff(p)
-        arrays, meta = READERS[kind](p)
-    except PermissionError:
-        raise InputError("permission denied", path=path) from None
-    except OSError as e:
-        raise InputError(f"cannot read file: {e.strerror or e}", path=path) from None
+    arrays, meta = read_arrays(path, what="predictions file")
     return _validate(
         arrays,
         path=str(path),
@@ -665,52 +854,6 @@ def _as_numpy(value: Any) -> tuple[np.ndarray, str]:
 
 
 # --------------------------------------------------------------------------- writing
-def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """Refuse an output path whose directory is missing or that names a directory.
-
-    Commands call this for every output option before doing any work, so a run
-    never writes one output and then fails on the next.
-    """
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError("output directory does not exist", path=parent)
-    if target.is_dir():
-        raise InputError("is a directory, expected an output file path", path=target)
-    return target
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
-
-    On any exception (or KeyboardInterrupt) the temporary file is removed and
-    ``path`` is untouched, so no half-written output is ever left behind.
-    """
-    target = check_output_path(path)
-    parent = target.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        yield tmp_path
-        # mkstemp makes 0600, and writers may recreate the file: set the usual mode last
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def write_predictions(
     path: str | os.PathLike[str],
     *,
@@ -719,14 +862,13 @@ def write_predictions(
     probs: np.ndarray | None = None,
     index: np.ndarray | None = None,
     metadata: dict[str, str] | None = None,
+    join: bool = True,
 ) -> None:
     """Write the canonical ``.safetensors`` predictions file, atomically.
 
     Metadata always holds ``format=sc-eval/predictions``, ``version`` and
     ``labels_sha256``; ``metadata`` adds free-text entries.
     """
-    from safetensors.numpy import save_file
-
     if (logits is None) == (probs is None):
         raise ValueError("write_predictions needs exactly one of logits or probs")
     values = logits if logits is not None else probs
@@ -752,5 +894,36 @@ def write_predictions(
         tensors["index"] = np.ascontiguousarray(np.asarray(index, dtype=np.int64))
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, labels_sha256=labels_sha256(labels))
-    with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    with atomic_output(path, join=join) as tmp:
+        save_safetensors(tmp, tensors, meta)
+
+
+_ST_CODES = {v: k for k, v in _ST_DTYPES.items()}
+
+
+def save_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write a safetensors file (little-endian, C order, header padded to 8 bytes).
+
+    Written here rather than with ``safetensors.numpy.save_file`` so that a
+    failing write (full disk, …) is an ``OSError`` like every other output.
+    """
+    header: dict[str, object] = {"__metadata__": metadata}
+    offset = 0
+    arrays = []
+    for name, value in tensors.items():
+        arr = np.ascontiguousarray(value)
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        header[name] = {
+            "dtype": _ST_CODES[arr.dtype.name],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
+        offset += arr.nbytes
+        arrays.append(arr)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for arr in arrays:
+            f.write(arr.reshape(-1).view(np.uint8).data)

@@ -27,18 +27,16 @@ import ast
 import contextlib
 import importlib
 import importlib.util
-import json
 import os
 import re
 import sys
-import warnings
-import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sc_eval.errors import InputError, UsageError
+from sc_eval.quiet import quiet
 
 if TYPE_CHECKING:
     import torch
@@ -127,21 +125,6 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------- detection
-def _zip_names(path: Path) -> list[str]:
-    from sc_eval.io import ZIP_ERRORS
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return zf.namelist()
-    except ZIP_ERRORS:
-        raise InputError("corrupt zip archive", path=path) from None
-
-
-def _strip_root(names: list[str]) -> list[str]:
-    """Archive member names without the top-level folder torch puts them in."""
-    return [n.split("/", 1)[1] if "/" in n else n for n in names]
-
-
 def checkpoint_kind(path: str | os.PathLike[str]) -> str:
     """Detect what a file holds from its bytes, without importing torch.
 
@@ -156,49 +139,20 @@ def checkpoint_kind(path: str | os.PathLike[str]) -> str:
     Raises
     ------
     InputError
-        Missing file, a directory, or an unrecognised kind.
+        Missing file, a directory or device, a damaged or ambiguous zip, or
+        an unrecognised kind.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError("no such file", path=path)
-    if p.is_dir():
-        raise InputError("is a directory, expected a checkpoint or predictions file", path=path)
-    with open(p, "rb") as f:
-        head = f.read(9)
-    if head[:4] == b"PK\x03\x04":
-        names = _zip_names(p)
-        if names and all(n.endswith(".npy") for n in names):
-            return "predictions"
-        inner = set(_strip_root(names))
-        if "archive_format" in inner or any(n.startswith("models/") for n in inner):
-            return "export"
-        if "constants.pkl" in inner or any(n.startswith("code/") for n in inner):
-            return "torchscript"
-        if "data.pkl" in inner:
-            return "torch"
-        raise InputError(
-            "unrecognised zip archive: expected a TorchScript archive, a torch.export .pt2, "
-            "a torch.save checkpoint or an .npz predictions file",
-            path=path,
-        )
-    # safetensors before pickles: its 8-byte header length may itself start with 0x80
-    if len(head) >= 9 and head[8:9] == b"{" and _st_header_fits(head, p):
+    from sc_eval.files import detect
+
+    kind = detect(path, "checkpoint or predictions file")
+    if kind == "npz":
+        return "predictions"
+    if kind == "safetensors":
         from sc_eval.io import read_arrays
 
-        arrays, _ = read_arrays(p)
+        arrays, _ = read_arrays(path)
         return "predictions" if {"logits", "probs"} & set(arrays) else "safetensors"
-    if head[:1] == b"\x80":
-        return "torch"
-    raise InputError(
-        "unrecognised file kind: expected a predictions file (.safetensors/.npz/.pt), "
-        "a TorchScript archive, a torch.export .pt2 or a state_dict",
-        path=path,
-    )
-
-
-def _st_header_fits(head: bytes, path: Path) -> bool:
-    """True when the 8-byte little-endian header length fits in the file (safetensors)."""
-    return int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+    return kind
 
 
 def is_predictions_file(
@@ -298,10 +252,9 @@ def _load_torchscript(path: Path, spec: ModelSpec) -> LoadedModel:
     import torch
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with quiet():
             module = torch.jit.load(str(path), map_location="cpu")
-    except (RuntimeError, ValueError, OSError) as e:
+    except Exception as e:  # torch raises many kinds on a damaged archive
         raise InputError(f"cannot load TorchScript archive: {_first_line(e)}", path=path) from None
     module.eval()
     return LoadedModel(module, "torchscript", str(path))
@@ -313,8 +266,7 @@ def _load_export(path: Path, spec: ModelSpec) -> LoadedModel:
     if not spec.trust_pickle:
         check_pt2_archive(path)
     try:
-        with _forced_weights_only(not spec.trust_pickle), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _forced_weights_only(not spec.trust_pickle), quiet():
             program = torch.export.load(str(path))
             module = program.module()
     except InputError:
@@ -400,23 +352,27 @@ def _torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)``, memory-mapped when the format allows."""
     import pickle
 
-    from sc_eval.io import torch_load_weights
+    from sc_eval.io import torch_failure, torch_load_weights, unpickling_refusal
 
     try:
-        with warnings.catch_warnings():  # torch's notes on odd pickles are noise here
-            warnings.simplefilter("ignore")
-            return torch_load_weights(path)
-    except pickle.UnpicklingError:
-        raise _PickleRefused(_unsafe_globals(path)) from None
+        return torch_load_weights(path)
+    except InputError:
+        raise
+    except pickle.UnpicklingError as e:
+        is_pickle, detail = unpickling_refusal(e)
+        if is_pickle:
+            raise _PickleRefused(_unsafe_globals(path)) from None
+        raise InputError(f"not a valid torch.save file ({detail})", path=path) from None
     except Exception as e:  # on malformed bytes torch.load raises KeyError, IndexError, …
-        raise InputError(f"corrupt or unreadable checkpoint: {_first_line(e)}", path=path) from None
+        raise InputError(torch_failure(e, "checkpoint"), path=path) from None
 
 
 def _torch_load_trusted(path: Path) -> Any:
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with quiet():
+            return torch.load(path, map_location="cpu", weights_only=False)
     except (ModuleNotFoundError, AttributeError) as e:
         raise InputError(
             f"the pickled objects need code that is not importable here: {_first_line(e)}",
@@ -431,7 +387,8 @@ def _unsafe_globals(path: Path) -> str:
     import torch
 
     try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        with quiet():
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # older formats cannot be scanned; the refusal stands anyway
         return "objects other than tensors"
     names = sorted(names, key=lambda n: (n.startswith("torch."), n))  # the user's classes first
@@ -800,29 +757,45 @@ def check_pt2_archive(path: str | os.PathLike[str]) -> None:
     InputError
         Naming what was found and the ``--trust-pickle`` escape hatch.
     """
-    from sc_eval.io import ZIP_ERRORS
+    import torch
+
+    from sc_eval.files import check_zip, parse_json
 
     p = Path(path)
-    try:
-        with zipfile.ZipFile(p) as zf:
-            members = {(n.split("/", 1)[1] if "/" in n else n): n for n in zf.namelist()}
-            for inner in members:
-                if inner.startswith(("data/aotinductor/", "data/executorch/", "data/mtia")):
-                    raise InputError(
-                        "is a compiled .pt2 package (AOTInductor/ExecuTorch: native code), "
-                        "not a torch.export program; sc-eval loads exported programs only",
-                        path=path,
-                    )
-            for inner, full in members.items():
-                is_config = inner.startswith(("data/weights/", "data/constants/"))
-                if is_config and inner.endswith("_config.json"):
-                    _check_payload_config(json.loads(zf.read(full)), inner, p)
-                elif inner.startswith("models/") and inner.endswith(".json"):
-                    _check_program_json(json.loads(zf.read(full)), inner, p)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError("corrupt .pt2 archive: unreadable JSON", path=path) from None
-    except ZIP_ERRORS:
-        raise InputError("corrupt zip archive", path=path) from None
+    listed = {m.name.split("/", 1)[1] for m in check_zip(p, single_root=True)}
+    try:  # read what torch.export.load will read, through the reader it uses
+        with quiet():
+            reader = torch._C.PyTorchFileReader(str(p))
+            records = set(reader.get_all_records())
+    except Exception as e:
+        raise InputError(f"corrupt .pt2 archive: {_first_line(e)}", path=path) from None
+    if records != listed:
+        raise InputError(
+            "torch's zip reader and Python's see different members in this archive; refusing it",
+            path=path,
+        )
+    for inner in sorted(records):
+        if inner.startswith(("data/aotinductor/", "data/executorch/", "data/mtia")):
+            raise InputError(
+                "is a compiled .pt2 package (AOTInductor/ExecuTorch: native code), "
+                "not a torch.export program; sc-eval loads exported programs only",
+                path=path,
+            )
+    for inner in sorted(records):
+        is_config = inner.startswith(("data/weights/", "data/constants/"))
+        is_program = inner.startswith("models/") and inner.endswith(".json")
+        if not (is_config and inner.endswith("_config.json")) and not is_program:
+            continue
+        try:
+            with quiet():
+                raw = bytes(reader.get_record(inner))
+        except Exception as e:
+            raise InputError(f"corrupt .pt2 member {inner}: {_first_line(e)}", path=path) from None
+        doc = parse_json(raw, path=path, what=f".pt2 member {inner}")
+        if is_program:
+            _check_program_json(doc, inner, p)
+        else:
+            _check_payload_config(doc, inner, p)
 
 
 def _check_payload_config(config: Any, member: str, path: Path) -> None:

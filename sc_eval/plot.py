@@ -84,6 +84,7 @@ def plot_risk_coverage(
     *,
     scores: Sequence[str] | None = None,
     title: str | None = None,
+    announce: bool = False,
 ) -> Path:
     """Draw risk–coverage and generalised-risk curves of models × scores to a file.
 
@@ -111,7 +112,7 @@ def plot_risk_coverage(
     fmt = check_plot_path(path)
     from matplotlib.figure import Figure
 
-    from sc_eval.io import atomic_output
+    from sc_eval.outputs import atomic_output
 
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax_risk, ax_gen = fig.subplots(1, 2)
@@ -150,6 +151,6 @@ def plot_risk_coverage(
     if title:
         fig.suptitle(title)
     meta: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": "sc-eval"}
-    with atomic_output(path) as tmp:
+    with atomic_output(path, announce=announce) as tmp:
         fig.savefig(tmp, format=fmt, dpi=150, metadata=meta)
     return Path(path)

@@ -133,11 +133,11 @@ class Selector:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, announce: bool = False) -> None:
         """Write the selector as JSON, atomically (no partial file on failure)."""
-        from sc_eval.io import write_text
+        from sc_eval.outputs import write_text
 
-        write_text(path, self.to_json())
+        write_text(path, self.to_json(), announce=announce)
 
     @classmethod
     def from_dict(cls, doc: Any, *, path: object = None) -> Selector:
@@ -160,7 +160,7 @@ class Selector:
                 field="version",
             )
         score = doc.get("score")
-        if score not in SCORES:
+        if not isinstance(score, str) or score not in SCORES:
             raise InputError(
                 f"expected a known score name, got {score!r}", path=path, field="score"
             )
@@ -177,6 +177,8 @@ class Selector:
             if not isinstance(v, int | float) or isinstance(v, bool) or math.isnan(v):
                 raise InputError(f"expected a number, got {v!r}", path=path, field=name)
             nums[name] = float(v)
+        if not isinstance(doc.get("calibration", {}), dict | None):
+            raise InputError("expected an object", path=path, field="calibration")
         if doc.get("mode") not in ("risk", "coverage"):
             raise InputError(
                 f"expected 'risk' or 'coverage', got {doc.get('mode')!r}", path=path, field="mode"
@@ -195,16 +197,9 @@ class Selector:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Selector:
         """Read a selector written by :meth:`save` (or ``sc-eval threshold -o``)."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-        except FileNotFoundError:
-            raise InputError("no such file", path=path) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read file: {e}", path=path) from None
-        except json.JSONDecodeError as e:
-            raise InputError(f"not valid JSON: {e}", path=path) from None
-        return cls.from_dict(doc, path=path)
+        from sc_eval.files import read_json
+
+        return cls.from_dict(read_json(path, "selector file"), path=path)
 
     # ------------------------------------------------------------------ decisions
     def confidence(self, logits: Any = None, *, probs: Any = None) -> tuple[np.ndarray, np.ndarray]:

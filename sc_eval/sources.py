@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,16 +215,31 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
             path=target.parent,
         ) from None
     from sc_eval.infer import infer
+    from sc_eval.io import predictions_from_arrays, write_predictions
 
     _note(opts, f"{path}: running inference on {opts.data}")
-    infer(
+    result = infer(
         path,
         opts.data,
-        out=target,
+        out=None,
         spec=opts.model,
         transform=opts.transform,
         options=opts.run,
         cache_dir=cache_dir,
     )
-    _note(opts, f"{path}: predictions cached in {target}")
-    return dataclasses.replace(load_predictions(target), path=str(path))
+    if result is None:  # pragma: no cover - only rank 0 of a distributed run gets results
+        raise InputError("inference returned no predictions on this rank", path=path)
+    try:  # the cache is not one of the command's outputs: written now, and only if it can be
+        write_predictions(
+            target,
+            logits=result.logits,
+            labels=result.labels,
+            index=result.index,
+            metadata=result.metadata,
+            join=False,
+        )
+        _note(opts, f"{path}: predictions cached in {target}")
+    except InputError as e:
+        warnings.warn(f"predictions not cached ({e}); continuing without the cache", stacklevel=2)
+    preds = predictions_from_arrays(result.logits, result.labels, index=result.index)
+    return dataclasses.replace(preds, path=str(path), metadata=dict(result.metadata))

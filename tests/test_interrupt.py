@@ -93,7 +93,7 @@ def test_sigint_during_infer_leaves_no_file_and_exits_130(tmp_path):
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_atomic_output_on_interrupt_keeps_the_old_file_and_no_temp(tmp_path, existing):
-    from sc_eval.io import atomic_output
+    from sc_eval.outputs import atomic_output
 
     target = tmp_path / "result.json"
     if existing:

@@ -86,45 +86,134 @@ def _root(
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one line on stderr and return the Exit to raise."""
-    typer.echo(f"sc-eval: error: {message}", err=True)
+    """Print one line on stderr (control characters escaped) and return the Exit to raise."""
+    from sc_eval.errors import printable
+
+    typer.echo(f"sc-eval: error: {printable(message)}", err=True)
     return typer.Exit(code)
 
 
 def _show_warning(
     message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
-    sys.stderr.write(f"sc-eval: warning: {message}\n")
+    from sc_eval.errors import printable
+
+    sys.stderr.write(f"sc-eval: warning: {printable(str(message))}\n")
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind like Ctrl-C (temporary files removed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _termination_as_exception() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    wanted = [signal.SIGTERM, getattr(signal, "SIGHUP", None)]
+    previous = {sig: signal.signal(sig, raise_terminated) for sig in wanted if sig is not None}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+#: Parameters naming files a command writes (every other path parameter is an input).
+OUTPUT_PARAMS = frozenset({"output", "out", "plot", "junit", "cache_dir"})
+
+
+def _input_paths(kwargs: dict[str, Any]) -> list[Path]:
+    """The files a command reads: every path argument that is not an output option."""
+    found: list[Path] = []
+    for name, value in kwargs.items():
+        if name in OUTPUT_PARAMS:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        found.extend(v for v in values if isinstance(v, Path))
+    return found
+
+
+def _keeps_outputs(exc: BaseException) -> bool:
+    """A command that ends with exit 0 or 1 (gate/threshold not met) keeps its outputs."""
+    return isinstance(exc, typer.Exit) and exc.exit_code in (0, 1)
 
 
 def handle_errors(fn: F) -> F:
-    """Map sc-eval errors to one stderr line and exit code 2 (traceback only with --debug)."""
+    """Run a command as one unit: outputs all or nothing, every failure one stderr line.
+
+    sc-eval errors exit 2 (traceback only with --debug); Ctrl-C exits 130,
+    SIGTERM 143 and SIGHUP 129, each removing every temporary file; an OS
+    error, a failed import or an exhausted memory is one line too.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from sc_eval.errors import ScEvalError
+        from sc_eval.files import os_error_reason
+        from sc_eval.outputs import transaction
 
         debug = bool(kwargs.get("debug")) or os.environ.get("SC_EVAL_DEBUG") == "1"
         old = warnings.showwarning
         warnings.showwarning = _show_warning
         try:
-            return fn(*args, **kwargs)
-        except ScEvalError as e:
+            with (
+                _termination_as_exception(),
+                transaction(_input_paths(kwargs), keep=_keeps_outputs, echo=_say),
+            ):
+                return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except Exception as e:
             if debug:
                 raise
-            raise fail(str(e), e.exit_code) from None
+            if isinstance(e, ScEvalError):
+                raise fail(str(e), e.exit_code) from None
+            if isinstance(e, MemoryError):
+                raise fail("out of memory; try a smaller --chunk-size", 2) from None
+            if isinstance(e, ImportError):
+                what = e.name or "a required module"
+                raise fail(f"could not import {what}: {_first_line(e)}", 2) from None
+            if isinstance(e, OSError):
+                where = f"{e.filename}: " if e.filename else ""
+                raise fail(f"{where}{os_error_reason(e)}", 2) from None
+            if isinstance(e, RecursionError):
+                raise fail("input nested too deeply to read", 2) from None
+            raise
         except KeyboardInterrupt:
             if debug:
                 raise
             raise fail("interrupted; no output was written", 130) from None
-        except MemoryError:
-            if debug:
-                raise
-            raise fail("out of memory; try a smaller --chunk-size", 2) from None
+        except Terminated as e:
+            import signal
+
+            name = signal.Signals(e.signum).name
+            raise fail(f"terminated by {name}; no output was written", 128 + e.signum) from None
         finally:
             warnings.showwarning = old
 
     return wrapper  # type: ignore[return-value]
+
+
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:200]
 
 
 def split_list(text: str | None) -> list[str]:
@@ -135,15 +224,14 @@ def split_list(text: str | None) -> list[str]:
 
 
 def emit(text: str, output: Path | None) -> None:
-    """Write results to ``output`` atomically, or to stdout."""
+    """Write results to ``output`` (atomically, with the command's other outputs), or stdout."""
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from sc_eval.io import write_text
+    from sc_eval.outputs import write_text
 
-    write_text(output, text)
-    typer.echo(f"sc-eval: wrote {output}", err=True)
+    write_text(output, text, announce=True)
 
 
 @contextlib.contextmanager

@@ -107,8 +107,9 @@ def compare(
     if plot is not None:
         from sc_eval.plot import plot_risk_coverage
 
-        plot_risk_coverage(list(zip(result.models, result.samples, strict=True)), plot)
-        typer.echo(f"sc-eval: wrote {plot}", err=True)
+        plot_risk_coverage(
+            list(zip(result.models, result.samples, strict=True)), plot, announce=True
+        )
     if fmt == "table" and output is None:
         with stdout_console() as console:
             render_comparison(result, fmt, console=console)

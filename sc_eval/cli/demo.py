@@ -27,7 +27,9 @@ def demo(
     seed: Annotated[
         int,
         typer.Option(
-            "--seed", help="Seed of the data, the training, the tuning split and the bootstrap."
+            "--seed",
+            min=0,
+            help="Seed of the data, the training, the tuning split and the bootstrap.",
         ),
     ] = 0,
     n_train: Annotated[int, typer.Option("--n-train", help="Training samples.")] = 20_000,
@@ -74,7 +76,10 @@ def demo(
         from sc_eval.errors import UsageError
 
         raise UsageError(f"--tune-split must be a fraction in (0, 1), got {tune_split}")
-    result = run_demo(cfg, out=out, progress=progress, n_boot=bootstrap)
+    from sc_eval.outputs import detached
+
+    with detached():  # the demo reads back the checkpoints and predictions it writes
+        result = run_demo(cfg, out=out, progress=progress, n_boot=bootstrap)
     files = result.files
     with stdout_console() as console:
         from rich.markup import escape

@@ -62,10 +62,8 @@ def gate(
     bootstrap: Annotated[
         int, typer.Option("--bootstrap", min=1, help="Bootstrap resamples for --alpha.")
     ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    confidence: Annotated[
-        float, typer.Option("--confidence", help="Coverage of the reported intervals.")
-    ] = 0.95,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the bootstrap.")] = 0,
+    confidence: o.Confidence = 0.95,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write JUnit XML (one testcase per rule).")
     ] = None,
@@ -107,8 +105,8 @@ def gate(
         to_junit,
         to_markdown,
     )
-    from sc_eval.io import write_text
     from sc_eval.metrics import DEFAULT_SELECTIVE, MODEL_METRICS
+    from sc_eval.outputs import append_on_commit, write_text
     from sc_eval.pipeline import EvalOptions, evaluate_source
     from sc_eval.report import render_json
     from sc_eval.scores import SCORES
@@ -118,7 +116,8 @@ def gate(
         raise unknown_name("format", fmt, ["table", "json", "markdown"])
     if alpha is not None and not 0 < alpha < 1:
         raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
-    o.check_outputs(output, junit)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    o.check_outputs(output, junit, appended=summary, replaced=baseline if update_baseline else None)
     metrics = [m for text in metric or [] for m in split_list(text)]
     scores = [s for text in score or [] for s in split_list(text)]
     rules = parse_rules(metrics, scores, tolerance)
@@ -218,14 +217,12 @@ def gate(
     else:
         with stdout_console() as console:
             _print_table(report, console)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(to_markdown(report) + "\n")
+        append_on_commit(summary, to_markdown(report) + "\n")
     if junit is not None:
         write_text(junit, to_junit(report))
     if update_baseline:
-        write_text(baseline, render_json([cand_ev]))
+        write_text(baseline, render_json([cand_ev]), rewrites_input=True)
         typer.echo(f"sc-eval: baseline {baseline} updated with the candidate's result", err=True)
         raise typer.Exit(0)
     if not report.passed:
@@ -236,16 +233,13 @@ def gate(
 
 def _looks_like_json(path: Path) -> bool:
     from sc_eval.errors import InputError
+    from sc_eval.files import check_input_file, os_error_reason
 
     try:
-        with open(path, "rb") as f:
+        with open(check_input_file(path, "baseline file"), "rb") as f:
             head = f.read(64).lstrip()
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a baseline file", path=path) from None
     except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}", path=path) from None
+        raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
     return head.startswith(b"{")
 
 

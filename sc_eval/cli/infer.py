@@ -108,7 +108,7 @@ def _copy_predictions(source: Path, out: Path, *, write: bool) -> bool:
         labels=preds.labels,
         index=preds.index,
         metadata={**preds.metadata, "source": str(source)},
-        **{preds.kind: values},
+        **{preds.kind: values},  # type: ignore[arg-type]
     )
     typer.echo(f"sc-eval: {source} is already a predictions file; copied to {out}", err=True)
     return True

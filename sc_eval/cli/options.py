@@ -97,7 +97,9 @@ NanPolicy = Annotated[
 ]
 Seed = Annotated[
     int,
-    typer.Option("--seed", help="Seed of every random step (bootstrap resamples, tuning split)."),
+    typer.Option(
+        "--seed", min=0, help="Seed of every random step (bootstrap resamples, tuning split)."
+    ),
 ]
 TuneSplit = Annotated[
     float | None,
@@ -162,16 +164,37 @@ AtCoverage = Annotated[
 ]
 
 
-def check_outputs(*paths: Path | None, plot: Path | None = None) -> None:
-    """Validate every output path given (directory exists, not a directory) before any work.
+def check_outputs(
+    *paths: Path | None,
+    plot: Path | None = None,
+    appended: str | None = None,
+    replaced: Path | None = None,
+) -> None:
+    """Validate every output before any work: each path (directory exists and takes a
+    file, not a directory, not one of the inputs, not named twice), a file that is
+    ``appended`` to (``$GITHUB_STEP_SUMMARY``) and an input that is ``replaced``
+    (``--update-baseline``).
 
     A ``plot`` path is also checked for a known suffix and an installed matplotlib.
     """
-    from sc_eval.io import check_output_path
+    import os
 
-    for path in (*paths, plot):
-        if path is not None:
-            check_output_path(path)
+    from sc_eval.errors import UsageError
+    from sc_eval.outputs import check_appendable, check_output_path, check_replaceable
+
+    given = [p for p in (*paths, plot) if p is not None]
+    for path in given:
+        check_output_path(path)
+    seen: dict[str, Path] = {}
+    for path in given:
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UsageError(f"two outputs name the same file: {seen[key]} and {path}")
+        seen[key] = path
+    if appended:
+        check_appendable(appended)
+    if replaced is not None:
+        check_replaceable(replaced)
     if plot is not None:
         from sc_eval.plot import check_plot_path
 

@@ -107,8 +107,7 @@ def score(
     if plot is not None:
         from sc_eval.plot import plot_risk_coverage
 
-        plot_risk_coverage([(ev.source, s) for ev, s in results], plot)
-        typer.echo(f"sc-eval: wrote {plot}", err=True)
+        plot_risk_coverage([(ev.source, s) for ev, s in results], plot, announce=True)
     if fmt == "table" and output is None:
         with stdout_console() as console:
             render(evals, fmt, console=console, **extra)

@@ -199,5 +199,4 @@ def threshold(
         )
         raise typer.Exit(1)
     if output is not None:
-        Selector.from_result(result).save(output)
-        typer.echo(f"sc-eval: wrote {output}", err=True)
+        Selector.from_result(result).save(output, announce=True)
