@@ -189,6 +189,7 @@ class ZipMember:
     header_offset: int  #: where the member's local header starts
     data_offset: int  #: where the member's (compressed) bytes start
     descriptor: bool  #: a data descriptor (12–24 bytes) follows the data
+    crc: int  #: CRC-32 of the uncompressed bytes, from the central directory
 
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
@@ -329,7 +330,29 @@ def _check_local(f: Any, info: zipfile.ZipInfo, path: object) -> ZipMember:
         info.header_offset,
         data_offset,
         bool(flags & 0x8),
+        info.CRC,
     )
+
+
+def verify_crc(path: str | os.PathLike[str], member: ZipMember) -> bool:
+    """True when a member's bytes match its CRC-32 (readers that memory-map skip it)."""
+    if member.method != zipfile.ZIP_STORED:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                zf.read(member.name)  # zipfile checks the CRC while inflating
+            except ZIP_ERRORS:
+                return False
+        return True
+    crc, remaining = 0, member.compressed
+    with open(path, "rb") as f:
+        f.seek(member.data_offset)
+        while remaining:
+            block = f.read(min(remaining, 1 << 22))
+            if not block:
+                return False
+            crc = zlib.crc32(block, crc)
+            remaining -= len(block)
+    return crc == member.crc
 
 
 def _short(e: BaseException) -> str:

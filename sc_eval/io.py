@@ -36,6 +36,7 @@ from sc_eval.files import (
     detect,
     os_error_reason,
     parse_json,
+    verify_crc,
 )
 from sc_eval.outputs import atomic_output
 from sc_eval.quiet import quiet
@@ -181,7 +182,7 @@ class FileRows:
         return out
 
     def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
-        arr = self._read(0, self.shape[0])
+        arr = self._read(0, 1).reshape(()) if self.ndim == 0 else self._read(0, self.shape[0])
         return arr if dtype is None else np.asarray(arr, dtype=dtype)  # type: ignore[call-overload]
 
 
@@ -485,7 +486,8 @@ def check_storage_records(path: Path) -> None:
     """Refuse a ``torch.save`` zip whose tensors need more bytes than their records hold.
 
     ``data.pkl`` is read with torch's weights-only unpickler onto the ``meta``
-    device (no data is touched) to learn each storage's key and size.
+    device (no tensor is built) to learn each storage's key and size; every record's
+    CRC-32 is verified, which torch skips when it memory-maps.
     """
     import io as _io
 
@@ -519,6 +521,10 @@ def check_storage_records(path: Path) -> None:
                 f"tensor storage 'data/{key}' holds {record.size} bytes, its tensors need "
                 f"{nbytes} (truncated or corrupt)",
                 path=path,
+            )
+        if not verify_crc(path, record):  # torch does not check it under mmap
+            raise InputError(
+                f"tensor storage 'data/{key}' fails its CRC-32 check (corrupt)", path=path
             )
 
 

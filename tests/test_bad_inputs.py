@@ -14,6 +14,7 @@ The corpus is a table (``CASES``) so its size shows in
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -175,6 +176,53 @@ def _make_corpus(d: Path) -> None:
     save_file({"x": x, "labels": np.arange(10) % 4}, "data_nokey.safetensors")
     np.savez("data_floatlabels.npz", inputs=x, labels=(np.arange(10) % 4).astype(np.float64))
     save_file({"inputs": x, "labels": np.arange(10)}, "data_biglabels.safetensors")
+    _hostile_files(z, y, marker)
+
+
+def _rezip(src: str, dst: str, edit) -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            for name, data in edit(info.filename, zin.read(info.filename)):
+                zout.writestr(name, data)
+
+
+def _hostile_files(z: np.ndarray, y: np.ndarray, marker: str) -> None:
+    """Round two (issue 13): parser differentials, layouts the format forbids, odd paths."""
+    import warnings
+
+    warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicates we write
+    evil_pickle = pickle.dumps(Evil(marker), protocol=2)
+    _rezip("good.npz", "dup.npz", lambda n, d: [(n, d), (n, d)])
+    _rezip("good.pt", "dup.pt", lambda n, d: [(n, evil_pickle), (n, d)] if n.endswith(
+        "data.pkl") else [(n, d)])  # fmt: skip
+    _rezip("good.npz", "dotdot.npz", lambda n, d: [("../" + n, d)])
+    Path("prepended.npz").write_bytes(b"#!/bin/sh\n" + Path("good.npz").read_bytes())
+    header = json.dumps(
+        {"logits": {"dtype": "F32", "shape": [24, 3], "data_offsets": [0, 288]},
+         "labels": {"dtype": "I64", "shape": [24], "data_offsets": [96, 288]}}
+    ).encode()  # fmt: skip
+    Path("overlap.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(288))
+    header = json.dumps(
+        {"logits": {"dtype": "F32", "shape": [24, 3], "data_offsets": [0, 288]},
+         "labels": {"dtype": "I64", "shape": [24], "data_offsets": [288, 480]}}
+    ).encode()  # fmt: skip
+    Path("tail.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(500))
+    header = json.dumps(
+        {"__metadata__": {"n": 5}, "logits": {"dtype": "F32", "shape": [24, 3],
+         "data_offsets": [0, 288]}, "labels": {"dtype": "I64", "shape": [24],
+         "data_offsets": [288, 480]}}
+    ).encode()  # fmt: skip
+    Path("nonstrmeta.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(480))
+    deep = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    Path("deep.safetensors").write_bytes(struct.pack("<Q", len(deep)) + deep)
+    Path("deep.json").write_bytes(deep)
+    doc = json.loads(Path("base.json").read_text())
+    doc["results"][0]["scores"] = [{}]
+    Path("badshape.json").write_text(json.dumps(doc))
+    np.savez("bigendian_objects.npz", logits=z.astype(">f4"), labels=y.astype(">i8"),
+             meta=np.array([None], dtype=object))  # fmt: skip
+    os.mkfifo("fifo.safetensors")
+    Path("random.pt").write_bytes(np.random.default_rng(3).bytes(300).replace(b"\x80", b"\x81"))
 
 
 # --------------------------------------------------------------------------- the table
@@ -828,6 +876,39 @@ CASES: dict[str, Case] = {
         "demo", "--out", "good.safetensors", "--epochs", "1", expect=("good.safetensors", "--out")
     ),
     "demo-unknown-option": case("demo", "--epoch", "3", expect="--epoch"),
+    # round two (issue 13)
+    "score-zip-duplicate-npz": case("score", "dup.npz", *OUT, expect=("dup.npz", "twice")),
+    "score-zip-duplicate-pt": case("score", "dup.pt", *OUT, expect=("dup.pt", "twice")),
+    "score-zip-dotdot": case("score", "dotdot.npz", *OUT, expect=("dotdot.npz", "..")),
+    "score-zip-prepended": case("score", "prepended.npz", *OUT, expect="prepended.npz"),
+    "score-st-overlap": case("score", "overlap.safetensors", *OUT, expect="overlaps"),
+    "score-st-tail": case("score", "tail.safetensors", *OUT, expect="belong to none"),
+    "score-st-nonstring-metadata": case("score", "nonstrmeta.safetensors", *OUT, expect="metadata"),
+    "score-st-deep": case("score", "deep.safetensors", *OUT, expect="nested"),
+    "gate-deep-baseline": case(
+        "gate", "good.safetensors", "--baseline", "deep.json", expect="nested"
+    ),
+    "gate-baseline-bad-shape": case(
+        "gate", "good.safetensors", "--baseline", "badshape.json", expect="scores"
+    ),
+    "score-npz-objects-bigendian": case(
+        "score", "bigendian_objects.npz", *OUT, expect="pickled Python objects"
+    ),
+    "score-fifo": case("score", "fifo.safetensors", *OUT, expect="FIFO"),
+    "score-random-bytes-pt": case("score", "random.pt", *OUT, expect="unrecognised file kind"),
+    "score-output-is-input": case(
+        "score", "good.safetensors", "-o", "good.safetensors", expect="same file"
+    ),
+    "gate-bad-confidence": case(
+        "gate",
+        "good.safetensors",
+        "--baseline",
+        "base.json",
+        "--confidence",
+        "2",
+        expect="--confidence",
+    ),
+    "score-negative-seed": case("score", "good.safetensors", "--seed", "-1", expect="--seed"),
 }
 # ``chmod 000`` does not stop root: that case is skipped (honestly) when run as root.
 SKIP = {"score-unreadable-file": "root reads chmod-000 files"} if IS_ROOT else {}

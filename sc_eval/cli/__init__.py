@@ -184,8 +184,7 @@ def handle_errors(fn: F) -> F:
             if isinstance(e, MemoryError):
                 raise fail("out of memory; try a smaller --chunk-size", 2) from None
             if isinstance(e, ImportError):
-                what = e.name or "a required module"
-                raise fail(f"could not import {what}: {_first_line(e)}", 2) from None
+                raise fail(_import_failure(e), 2) from None
             if isinstance(e, OSError):
                 where = f"{e.filename}: " if e.filename else ""
                 raise fail(f"{where}{os_error_reason(e)}", 2) from None
@@ -205,6 +204,17 @@ def handle_errors(fn: F) -> F:
             warnings.showwarning = old
 
     return wrapper  # type: ignore[return-value]
+
+
+def _import_failure(e: ImportError) -> str:
+    """Name the package that failed to import (torch's native libraries say ``_C``)."""
+    name = e.name or ""
+    if "torch" in name or "torch" in str(e) or name == "_C":
+        what = "torch (PyTorch, needed for .pt files, checkpoints and inference)"
+    else:
+        what = name or "a required module"
+    hint = " (out of memory, or an address-space limit?)" if "map segment" in str(e) else ""
+    return f"could not import {what}: {_first_line(e)}{hint}"
 
 
 def _say(line: str) -> None:
