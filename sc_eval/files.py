@@ -38,7 +38,9 @@ __all__ = [
     "check_zip",
     "detect",
     "os_error_reason",
+    "parse_json",
     "read_json",
+    "verify_crc",
 ]
 
 #: What :mod:`zipfile` raises on a damaged archive besides ``BadZipFile``
