@@ -312,12 +312,23 @@ def _open_tensor_file(p: Path) -> InferenceData:
 
 
 def _scan_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (links followed, each directory visited once, so a
+    link cycle cannot loop); anything but a regular file is refused, since opening a
+    FIFO or device named like an image would block or never end."""
+    from sc_eval.files import check_input_file
+
     found = []
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(Path(dirpath, name))
+                found.append(check_input_file(Path(dirpath, name), "image file"))
     return found
 
 

@@ -460,6 +460,22 @@ def test_a_fifo_input_is_refused_not_waited_on(preds: Path, tmp_path: Path, wher
     assert "FIFO" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+def test_image_folders_refuse_fifos_and_survive_link_cycles(tmp_path: Path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from sc_eval.data import open_data
+
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / cls / "x.png")
+    (tmp_path / "imgs" / "a" / "loop").symlink_to("..")
+    assert open_data(tmp_path / "imgs").n >= 2  # the cycle is walked once, not forever
+    os.mkfifo(tmp_path / "imgs" / "b" / "pipe.png")
+    with pytest.raises(InputError, match="FIFO"):
+        open_data(tmp_path / "imgs")
+
+
 def test_devices_are_refused(tmp_path: Path):
     link = tmp_path / "zero.pt"
     link.symlink_to("/dev/zero")
