@@ -197,7 +197,7 @@ def _take(preds: Predictions, rows: np.ndarray) -> Predictions:
 
 def _refuse(other: Predictions, ref: Predictions, field_name: str, what: str) -> InputError:
     return InputError(
-        f"{what}; compare needs the same samples as the reference {ref.name}: the same "
+        f"{what}; it must hold the same samples as {ref.name}: the same "
         "labels in the same order, or an 'index' tensor (sample ids) in every file",
         path=other.name,
         field=field_name,

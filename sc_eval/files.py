@@ -407,6 +407,13 @@ def detect(path: str | os.PathLike[str], what: str = "file") -> str:
         return "safetensors"
     if head[:2] == _PICKLE_PROTO2 or head[:1] == b"\x80":
         return "torch"
+    if head[:6] == b"\x93NUMPY":
+        raise InputError(
+            f"is a single .npy array, not a {what}: a predictions file holds the logits "
+            "(or probs) and the labels together, e.g. "
+            "numpy.savez('preds.npz', logits=logits, labels=labels)",
+            path=path,
+        )
     if size == 0:
         raise InputError(f"is empty, expected a {what}", path=path)
     raise InputError(

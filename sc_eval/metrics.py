@@ -352,7 +352,12 @@ def _parse_fraction(text: str, what: str, *, allow_zero: bool) -> float:
     lo_ok = value >= 0 if allow_zero else value > 0
     if not (lo_ok and value <= 1) or math.isnan(value):
         interval = "[0, 1]" if allow_zero else "(0, 1]"
-        raise UsageError(f"{what} {text} is outside {interval}")
+        hint = (
+            f"; {what}s are fractions: did you mean {value / 100:g} for {text}%?"
+            if 1 < value <= 100
+            else ""
+        )
+        raise UsageError(f"{what} {text} is outside {interval}{hint}")
     return value
 
 

@@ -520,8 +520,8 @@ def _from_state_dict(
             )
         )
         if "size mismatch" in str(e):
-            detail = " ".join(str(e).split("size mismatch", 1)[1].split()[:40])
-            detail = "size mismatch" + detail
+            words = str(e).split("size mismatch", 1)[1].split()[:40]
+            detail = ("size mismatch " + " ".join(words)).rstrip(" .;")
         raise InputError(
             f"weights do not fit --arch {spec.arch}: {detail}; check --arch, --arch-kwargs "
             "and --num-classes",

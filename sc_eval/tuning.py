@@ -505,9 +505,14 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
             if choice.note:
                 notes.append(choice.note)
     else:
+        effect = (
+            f"--val {opts.val.name} is not used"
+            if opts.val is not None
+            else "the split only removes samples from the evaluation"
+        )
         warnings.warn(
             "tuning was requested but none of the scores is tunable "
-            "(maxlogit-pnorm, msp-pnorm, msp-ts); the split only removes samples",
+            f"(maxlogit-pnorm, msp-pnorm, msp-ts): {effect}",
             _warning_class(),
             stacklevel=3,
         )

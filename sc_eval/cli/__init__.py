@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -37,6 +38,48 @@ class _OneLineErrors(TyperGroup):
         with _one_line_usage_errors():
             return super().invoke(ctx)
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not getattr(command, "_sc_eval_help", False):
+            original = command.get_help
+            command.get_help = lambda ctx: plain_help(original(ctx))  # type: ignore[method-assign]
+            command._sc_eval_help = True  # type: ignore[attr-defined]
+        return command
+
+
+#: Type labels that Typer prints as Python types, in the words of Click's own help.
+_HELP_TYPES = {
+    "<str>": "TEXT",
+    "<int>": "INTEGER",
+    "<int range>": "INTEGER",
+    "<float>": "NUMBER",
+    "<float range>": "NUMBER",
+    "<path>": "PATH",
+    "<Path>": "PATH",
+    "<list[str]>": "TEXT",
+}
+_HELP_TYPE = re.compile(r"<(?:str|int|float|int range|float range|path|Path|list\[\w+\])>")
+
+
+def plain_help(text: str) -> str:
+    """A command's help without Python type names: ``SOURCE <list[Path]>`` → ``SOURCE``,
+    ``--seed <int range>`` → ``--seed INTEGER``, usage ``{SOURCE}...`` → ``SOURCE...``.
+
+    Labels are replaced by text of the same width, so help columns stay aligned.
+    """
+    text = re.sub(r"\{([A-Z][A-Z_]*)\}", r"\1", text)
+
+    def label(match: re.Match[str]) -> str:
+        token = match.group(0)
+        word = "" if token.startswith("<list[") and "Path" in token else _HELP_TYPES.get(token, "")
+        return word.ljust(len(token)) if word or token else token
+
+    lines = []
+    for line in text.splitlines():
+        new = _HELP_TYPE.sub(label, line)
+        lines.append(new.rstrip() if new != line else line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
 
 @contextlib.contextmanager
 def _one_line_usage_errors() -> Iterator[None]:
@@ -49,7 +92,8 @@ def _one_line_usage_errors() -> Iterator[None]:
     except UsageError as e:
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `sc-eval`: show the help
             raise
-        message = " ".join(e.format_message().split()).rstrip(".") + "."
+        message = " ".join(e.format_message().split()).rstrip(".")
+        message += "" if message.endswith(("?", "!")) else "."
         hint = f" See '{e.ctx.command_path} --help'." if e.ctx is not None else ""
         raise fail(f"{message}{hint}", e.exit_code) from None
 
@@ -253,8 +297,49 @@ def stdout_console() -> Iterator[Any]:
     yield Console(highlight=False, width=wide)
 
 
+class _ClosedPipeSafe:
+    """stdout that goes quiet when its reader goes away (``sc-eval score … | head``).
+
+    The first ``BrokenPipeError`` points file descriptor 1 at ``/dev/null`` and
+    every later write succeeds silently, so the command finishes normally, its
+    exit code (a gate's verdict) unchanged and without an error message, like
+    other Unix tools.
+    """
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self._closed = False
+
+    def _quiet(self) -> None:
+        self._closed = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self._closed:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._quiet()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._quiet()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Entry point of the ``sc-eval`` console script."""
+    if not isinstance(sys.stdout, _ClosedPipeSafe) and sys.stdout is not None:
+        sys.stdout = _ClosedPipeSafe(sys.stdout)
     app()
 
 

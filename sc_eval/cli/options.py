@@ -246,14 +246,24 @@ def coverages(text: str | None) -> tuple[float, ...]:
     from sc_eval.metrics import parse_coverage
     from sc_eval.pipeline import DEFAULT_COVERAGES
 
-    return tuple(parse_coverage(t) for t in split_list(text)) if text else DEFAULT_COVERAGES
+    return _fractions("--coverages", parse_coverage, text) if text else DEFAULT_COVERAGES
 
 
 def risks(text: str | None) -> tuple[float, ...]:
     from sc_eval.metrics import parse_risk
     from sc_eval.pipeline import DEFAULT_RISKS
 
-    return tuple(parse_risk(t) for t in split_list(text)) if text else DEFAULT_RISKS
+    return _fractions("--risks", parse_risk, text) if text else DEFAULT_RISKS
+
+
+def _fractions(option: str, parse: Any, text: str) -> tuple[float, ...]:
+    """Each comma-separated value parsed; an error names the option."""
+    from sc_eval.errors import UsageError
+
+    try:
+        return tuple(parse(t) for t in split_list(text))
+    except UsageError as e:
+        raise UsageError(f"{option}: {e}") from None
 
 
 def score_params(pnorm_p: float | None, temperature: float | None) -> dict[str, dict[str, float]]:

@@ -66,7 +66,9 @@ def threshold(
         Path | None,
         typer.Option("--val", help="Tune the score's free parameters on this separate file."),
     ] = None,
-    seed: o.Seed = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed of the tuning split (--tune-split).")
+    ] = 0,
     fmt: o.Format = "table",
     logits_key: o.LogitsKey = None,
     probs_key: o.ProbsKey = None,

@@ -1,0 +1,105 @@
+"""What a new user tripped on (issue 17): help text, closed pipes, messages."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_logits
+from typer.testing import CliRunner
+
+from sc_eval.cli import app
+from sc_eval.io import write_predictions
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"NO_COLOR": "1", "COLUMNS": "100", "SC_EVAL_DEBUG": None}
+COMMANDS = ["score", "compare", "gate", "threshold", "infer", "demo", "list"]
+
+
+def _help(command: str) -> str:
+    r = CliRunner(env=ENV).invoke(app, [command, "--help"])
+    assert r.exit_code == 0, r.output
+    return r.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_no_python_types(command: str):
+    text = _help(command)
+    assert not re.search(r"<(str|int|float|path|Path|list\[\w+\]|int range|float range)>", text)
+    assert not re.search(r"\{[A-Z_]+\}", text), text.splitlines()[0]
+
+
+def test_help_keeps_its_columns_aligned():
+    lines = _help("score").splitlines()
+    starts = {
+        line.index("Comma-separated") for line in lines if "Comma-separated confidence" in line
+    }
+    starts |= {line.index("Coverages in") for line in lines if "Coverages in" in line}
+    assert len(starts) == 1
+
+
+def test_threshold_seed_does_not_mention_a_bootstrap():
+    text = " ".join(_help("threshold").split())
+    seed = text[text.index("--seed") : text.index("--seed") + 80]
+    assert "bootstrap" not in seed
+
+
+@pytest.fixture()
+def preds(tmp_path: Path) -> Path:
+    z, y = make_logits(3000, 100, seed=2)
+    path = tmp_path / "p.safetensors"
+    write_predictions(path, logits=z, labels=y)
+    return path
+
+
+@pytest.mark.parametrize("argv", [["score", "{p}", "--by", "class"], ["score", "{p}", "-f", "csv"]])
+def test_a_closed_pipe_is_silent_and_exits_0(preds: Path, argv: list[str]):
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("SC_EVAL_DEBUG", None)
+    cmd = [sys.executable, "-m", "sc_eval", *[a.replace("{p}", str(preds)) for a in argv]]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.readline()
+    p.stdout.close()  # like `| head -1`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0, err
+    assert err == "", err
+
+
+@pytest.mark.parametrize(
+    "argv, want",
+    [
+        (["score", "{p}", "--coverages", "80"], ["--coverages", "did you mean 0.8"]),
+        (["score", "{p}", "--risks", "5"], ["--risks", "did you mean 0.05"]),
+        (["scroe"], ["Did you mean 'score'? See"]),
+        (["score", "{npy}"], ["single .npy array", "numpy.savez"]),
+    ],
+)
+def test_messages_say_what_to_do(preds: Path, tmp_path: Path, argv: list[str], want: list[str]):
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.zeros(3))
+    argv = [a.replace("{p}", str(preds)).replace("{npy}", str(npy)) for a in argv]
+    r = CliRunner(env=ENV).invoke(app, argv)
+    assert r.exit_code == 2
+    for w in want:
+        assert w in r.stderr, r.stderr
+
+
+def test_gate_length_mismatch_does_not_talk_about_compare(preds: Path, tmp_path: Path):
+    z, y = make_logits(100, 100, seed=2)
+    short = tmp_path / "short.safetensors"
+    write_predictions(short, logits=z, labels=y)
+    r = CliRunner(env=ENV).invoke(app, ["gate", str(short), "--baseline", str(preds)])
+    assert r.exit_code == 2
+    assert "compare" not in r.stderr and "same samples" in r.stderr, r.stderr
+
+
+def test_val_without_a_tunable_score_does_not_talk_about_a_split(preds: Path):
+    r = CliRunner(env=ENV).invoke(app, ["score", str(preds), "-s", "msp", "--val", str(preds)])
+    assert r.exit_code == 0, r.stderr
+    assert "split" not in r.stderr and "--val" in r.stderr, r.stderr
