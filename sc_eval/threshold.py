@@ -510,7 +510,8 @@ class ThresholdResult:
         return (
             f"With probability at least {1 - c.delta:.4g} over the draw of the {c.n} "
             f"calibration samples, the selective risk (error rate among accepted inputs) "
-            f"of '{self.score}' key >= {c.key!r} on new data drawn i.i.d. from the "
+            f"of accepting inputs whose {self.score} >= {self.value:.6g} (exactly: rank key "
+            f">= {c.key!r}) on new data drawn i.i.d. from the "
             f"calibration distribution is at most {100 * c.bound:.3f}% ({how}; Geifman & "
             "El-Yaniv 2017)."
         )

@@ -103,3 +103,16 @@ def test_val_without_a_tunable_score_does_not_talk_about_a_split(preds: Path):
     r = CliRunner(env=ENV).invoke(app, ["score", str(preds), "-s", "msp", "--val", str(preds)])
     assert r.exit_code == 0, r.stderr
     assert "split" not in r.stderr and "--val" in r.stderr, r.stderr
+
+
+def test_threshold_states_its_guarantee_in_the_scores_units(preds: Path, tmp_path: Path):
+    import json
+
+    out = tmp_path / "sel.json"
+    r = CliRunner(env=ENV).invoke(
+        app, ["threshold", str(preds), "--target-risk", "0.9", "-s", "msp", "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert f"msp >= {doc['threshold_value']:.6g}" in doc["guarantee"]
+    assert "rank key" in doc["guarantee"]
