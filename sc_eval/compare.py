@@ -359,6 +359,7 @@ def compare(
     *,
     n_boot: int = 1000,
     confidence: float = 0.95,
+    vals: Sequence[Predictions] | None = None,
 ) -> Comparison:
     """Evaluate several models on the same samples and test their differences.
 
@@ -374,6 +375,10 @@ def compare(
         Bootstrap resamples ``B``; 0 gives the differences without intervals.
     confidence : float
         Coverage of the intervals (e.g. 0.95).
+    vals : sequence of Predictions, optional
+        One validation file per model, in the order of ``preds``: each model's
+        tunable scores are tuned on its own validation predictions (instead of
+        ``opts.val``, which would tune every model on one model's outputs).
 
     Returns
     -------
@@ -404,8 +409,20 @@ def compare(
         raise UsageError(f"--bootstrap must be >= 0, got {n_boot}")
     if not 0.0 < confidence < 1.0:
         raise UsageError(f"--confidence must be in (0, 1), got {confidence}")
+    if vals is not None and len(vals) != len(preds):
+        raise UsageError(
+            f"give one validation file per model: {len(preds)} models, {len(vals)} "
+            "validation files (in the order of the models)"
+        )
+    per_model = (
+        [opts] * len(preds)
+        if vals is None
+        else [dataclasses.replace(opts, val=v, tune_split=None) for v in vals]
+    )
     aligned, alignment = align_predictions(preds)
-    results = drop_shared_rows(aligned, [evaluate_source(p, opts) for p in aligned], opts)
+    results = drop_shared_rows(
+        aligned, [evaluate_source(p, o) for p, o in zip(aligned, per_model, strict=True)], opts
+    )
     evals = [ev for ev, _ in results]
     samples = [s for _, s in results]
     for ev, s in zip(evals[1:], samples[1:], strict=True):

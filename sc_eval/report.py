@@ -484,7 +484,12 @@ def comparison_lines(cmp: Comparison, *, colour: bool = True) -> tuple[str, list
             f"({label} {fmt_value(b.metric, b.value)}{unit})"
         )
     tuning = cmp.evaluations[0].tuning if cmp.evaluations else None
-    if tuning:  # the split is the same for every model; the decisions are per model
+    if tuning and tuning.get("split") == "val":  # validation files are per model
+        for model, ev in zip(cmp.models, cmp.evaluations, strict=True):
+            t = ev.tuning or {}
+            line = f"{model}: tuned on {t.get('val')} (n_tune={t.get('n_tune')})"
+            notes.append(line + (f"; {t['decisions']}" if t.get("decisions") else ""))
+    elif tuning:  # the split is the same for every model; the decisions are per model
         shared = ("split", "val", "fraction", "seed", "n_tune", "n_eval")
         notes.append(_tuning_line({k: tuning[k] for k in shared if k in tuning}))
         for model, ev in zip(cmp.models, cmp.evaluations, strict=True):

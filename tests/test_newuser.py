@@ -116,3 +116,64 @@ def test_threshold_states_its_guarantee_in_the_scores_units(preds: Path, tmp_pat
     doc = json.loads(out.read_text())
     assert f"msp >= {doc['threshold_value']:.6g}" in doc["guarantee"]
     assert "rank key" in doc["guarantee"]
+
+
+def _pair(tmp_path: Path) -> dict[str, Path]:
+    """CE-like and LS-like predictions on one test set, each with its own validation file."""
+    rng = np.random.default_rng(7)
+    files = {}
+    y_test = rng.integers(0, 10, 1500)
+    for name, sharp in (("ce", 1.0), ("ls", 0.3)):
+        for split in ("test", "val"):
+            y = y_test if split == "test" else rng.integers(0, 10, 1500)
+            z = rng.normal(size=(y.size, 10))
+            z[np.arange(y.size), y] += rng.normal(2.5, 1.5, y.size)
+            z = z * sharp + (rng.normal(size=(y.size, 1)) * 3 if name == "ls" else 0)
+            path = tmp_path / f"{name}_{split}.safetensors"
+            write_predictions(path, logits=z.astype(np.float32), labels=y)
+            files[f"{name}_{split}"] = path
+    return files
+
+
+def _tuned_p(doc: dict, model: int = 0) -> float:
+    return doc["results"][model]["scores"]["maxlogit-pnorm"]["params"]["p"]
+
+
+def test_compare_tunes_each_model_on_its_own_validation_file(tmp_path: Path):
+    import json
+
+    f = _pair(tmp_path)
+    runner = CliRunner(env=ENV)
+    own = {}
+    for name in ("ce", "ls"):
+        r = runner.invoke(app, ["score", str(f[f"{name}_test"]), "-s", "maxlogit-pnorm",
+                                "--val", str(f[f"{name}_val"]), "-f", "json"])  # fmt: skip
+        assert r.exit_code == 0, r.stderr
+        own[name] = _tuned_p(json.loads(r.stdout))
+    r = runner.invoke(
+        app,
+        ["compare", str(f["ce_test"]), str(f["ls_test"]), "-s", "maxlogit-pnorm", "--val",
+         str(f["ce_val"]), "--val", str(f["ls_val"]), "--bootstrap", "0", "-f", "json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    params = [
+        e["scores"]["maxlogit-pnorm"]["params"]["p"]
+        for e in doc.get("evaluations", doc.get("results", []))
+    ]
+    assert params == [own["ce"], own["ls"]], (params, own)
+    table = runner.invoke(
+        app,
+        ["compare", str(f["ce_test"]), str(f["ls_test"]), "-s", "maxlogit-pnorm", "--val",
+         str(f["ce_val"]), "--val", str(f["ls_val"]), "--bootstrap", "0"],
+    )  # fmt: skip
+    assert "tuned on " + str(f["ce_val"]) in " ".join(table.stdout.split())
+
+
+def test_compare_refuses_a_val_count_that_does_not_match(tmp_path: Path):
+    f = _pair(tmp_path)
+    r = CliRunner(env=ENV).invoke(
+        app, ["compare", str(f["ce_test"]), str(f["ls_test"]), "--val", str(f["ce_val"])]
+    )
+    assert r.exit_code == 2
+    assert "one --val per model" in r.stderr

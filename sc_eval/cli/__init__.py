@@ -86,7 +86,7 @@ def _one_line_usage_errors() -> Iterator[None]:
     try:
         from typer._click.exceptions import UsageError
     except ImportError:  # typer < 0.24 uses the click package
-        from click.exceptions import UsageError  # type: ignore[no-redef]
+        from click.exceptions import UsageError  # type: ignore[no-redef,assignment,unused-ignore]
     try:
         yield
     except UsageError as e:

@@ -25,6 +25,16 @@ CompareCoverages = Annotated[
         "--coverages", help="Coverages in (0, 1] for risk@coverage columns (default: 0.95,0.9,0.8)."
     ),
 ]
+CompareVal = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--val",
+        metavar="FILE",
+        help="Validation predictions of one model; give it once per model, in the order of "
+        "the sources: each model's tunable scores are tuned on its own file and the inputs "
+        "are evaluated whole.",
+    ),
+]
 CompareRisks = Annotated[
     str | None,
     typer.Option(
@@ -54,7 +64,7 @@ def compare(
     temperature: o.Temperature = None,
     tune: o.Tune = False,
     tune_split: o.TuneSplit = None,
-    val: o.Val = None,
+    val: CompareVal = None,
     bootstrap: o.Bootstrap = 1000,
     seed: o.Seed = 0,
     confidence: o.Confidence = 0.95,
@@ -90,6 +100,15 @@ def compare(
         raise UsageError("compare needs at least two sources (the first is the reference)")
     o.check_outputs(output, plot=plot)
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    vals = list(val or [])
+    if vals and (tune or tune_split is not None):
+        raise UsageError("give only one of --val and --tune/--tune-split")
+    if vals and len(vals) != len(sources):
+        raise UsageError(
+            f"give one --val per model, in the order of the sources: {len(sources)} models, "
+            f"{len(vals)} --val files (validation files are per model: one model's logits "
+            "do not tune another's scores)"
+        )
     opts = EvalOptions(
         scores=o.score_names(scores),
         params=o.score_params(pnorm_p, temperature),
@@ -100,10 +119,11 @@ def compare(
         chunk_size=chunk_size,
         seed=seed,
         nan_policy=o.nan_policy(nan_policy),
-        **o.tuning_options(tune, tune_split, val, keys),
+        **o.tuning_options(tune, tune_split, None, keys),
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
-    result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence)
+    val_preds = [load_source(v, keys=keys) for v in vals] or None
+    result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence, vals=val_preds)
     if plot is not None:
         from sc_eval.plot import plot_risk_coverage
 

@@ -288,7 +288,10 @@ def tuning_options(
     tune: bool, tune_split: float | None, val: Path | None, keys: Any
 ) -> dict[str, Any]:
     """``--tune`` / ``--tune-split`` / ``--val`` → the ``tune_split`` and ``val`` of
-    :class:`~sc_eval.pipeline.EvalOptions` (at most one of the three)."""
+    :class:`~sc_eval.pipeline.EvalOptions` (at most one of the three).
+
+    ``compare`` passes its first ``--val`` here only to check the combination; its
+    validation files are per model (:func:`sc_eval.compare.compare`'s ``vals``)."""
     from sc_eval.errors import UsageError
     from sc_eval.tuning import DEFAULT_TUNE_FRACTION
 
