@@ -213,14 +213,18 @@ def baseline_params(
     given: dict[str, dict[str, float]],
     *,
     path: object,
+    retune: Sequence[str] = (),
 ) -> dict[str, dict[str, float]]:
     """Score parameters for the candidate: the baseline's, so both use the same score.
 
     A parameter given on the command line that differs from the baseline's is a
-    usage error (the comparison would not be like with like).
+    usage error (the comparison would not be like with like). Scores in
+    ``retune`` keep only what was given: the candidate tunes them itself.
     """
     out = {k: dict(v) for k, v in given.items()}
     for name in scores:
+        if name in retune:
+            continue
         recorded = (res.get("scores", {}).get(name) or {}).get("params") or {}
         try:
             theirs = {str(k): float(v) for k, v in recorded.items()}
@@ -355,6 +359,8 @@ class GateReport:
     verdicts: tuple[Verdict, ...]
     #: ``--update-baseline``: the candidate was accepted whatever the verdicts
     updated_baseline: bool = False
+    #: How the candidate was evaluated to match the baseline (tuning split, parameters).
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -469,16 +475,77 @@ def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
 
 
 def footnotes(report: GateReport) -> list[str]:
-    """What the interval and p columns mean, when they are shown."""
+    """How the candidate was evaluated, and what the interval and p columns mean."""
+    lines = list(report.notes)
     if not any(not math.isnan(v.p_value) for v in report.verdicts):
-        return []
+        return lines
     boot = report.verdicts[0]
     level = f" at alpha = {boot.alpha:g}" if boot.alpha is not None else ""
     return [
+        *lines,
         "interval: paired-bootstrap percentile interval of Δ = candidate − baseline; "
         f"p: one-sided bootstrap p-value that the regression exceeds the tolerance{level} "
-        "(small p = a significant regression; p near 1 = no regression)"
+        "(small p = a significant regression; p near 1 = no regression)",
     ]
+
+
+def baseline_tuning(
+    res: dict[str, Any], scores: Sequence[str], *, path: object
+) -> tuple[float | None, int | None, tuple[str, ...], list[str]]:
+    """How to evaluate the candidate like a tuned baseline.
+
+    A baseline recorded with ``--tune``/``--tune-split`` was evaluated on the
+    samples its seeded split left over: the candidate is split the same way
+    (same fraction and seed, so the same rows when the test set is the same),
+    and its tunable scores are tuned on its own tuning rows, as the baseline's
+    were. A baseline tuned on a ``--val`` file leaves the candidate with the
+    baseline's parameters (gate has no validation file for it), which the
+    notes say.
+
+    Returns ``(tune_split, seed, scores tuned afresh, notes)``.
+    """
+    tuning = res.get("tuning")
+    if not isinstance(tuning, dict):
+        return None, None, (), []
+    tuned = tuple(
+        s
+        for s in scores
+        if isinstance(res["scores"].get(s), dict) and res["scores"][s].get("tuned")
+    )
+    if tuning.get("split") == "random":
+        fraction, seed = tuning.get("fraction"), tuning.get("seed")
+        if (
+            not isinstance(fraction, int | float)
+            or not 0 < fraction < 1
+            or not isinstance(seed, int)
+        ):
+            raise InputError(
+                "a tuned baseline must record the split's fraction in (0, 1) and integer seed",
+                path=path,
+                field="results[0].tuning",
+            )
+        notes = [
+            f"the baseline was evaluated on the samples left by a random tuning split "
+            f"(fraction {fraction:g}, seed {seed}); the candidate is split the same way"
+            + (f" and tunes {', '.join(tuned)} on its own tuning rows" if tuned else "")
+        ]
+        return float(fraction), seed, tuned, notes
+    if tuning.get("split") == "val" and tuned:
+        shown = "; ".join(
+            f"{s} "
+            + ", ".join(f"{k}={v:g}" for k, v in (res["scores"][s].get("params") or {}).items())
+            for s in tuned
+        )
+        return (
+            None,
+            None,
+            (),
+            [
+                f"the baseline tuned {', '.join(tuned)} on {tuning.get('val')}; the candidate is "
+                f"scored with the baseline's parameters ({shown}), not tuned on its own data"
+            ],
+        )
+    return None, None, (), []
 
 
 def to_markdown(report: GateReport) -> str:
@@ -549,6 +616,7 @@ def gate_document(report: GateReport) -> dict[str, Any]:
             "baseline": report.baseline,
             "baseline_kind": report.baseline_kind,
             "convention": report.convention,
+            "notes": list(report.notes),
             "rules": [
                 {
                     "metric": v.rule.metric,

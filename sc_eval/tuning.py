@@ -467,6 +467,8 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
             "seed": opts.seed,
             "n_tune": int(tune_index.shape[0]),
             "n_eval": int(eval_index.shape[0]),
+            # the whole input's labels: what another run needs to reproduce this split
+            "labels_sha256_all": preds.labels_sha256,
         }
     params = {n: dict(opts.params.get(n, {})) for n in names}
     tuned: list[str] = []

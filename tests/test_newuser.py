@@ -177,3 +177,43 @@ def test_compare_refuses_a_val_count_that_does_not_match(tmp_path: Path):
     )
     assert r.exit_code == 2
     assert "one --val per model" in r.stderr
+
+
+def test_gate_accepts_a_baseline_recorded_with_a_tuning_split(tmp_path: Path):
+    import json
+
+    f = _pair(tmp_path)
+    base = tmp_path / "base.json"
+    runner = CliRunner(env={**ENV, "GITHUB_STEP_SUMMARY": None})
+    record = ["score", str(f["ce_test"]), "-s", "msp,maxlogit-pnorm", "--tune-split", "0.2"]
+    r = runner.invoke(app, [*record, "--seed", "3", "-f", "json", "-o", str(base)])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, ["gate", str(f["ce_test"]), "--baseline", str(base), "--score",
+                            "maxlogit-pnorm", "-f", "json"])  # fmt: skip
+    assert r.exit_code == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert all(rule["delta"] == 0 for rule in doc["rules"])
+    assert "split the same way" in doc["notes"][0]
+    # a different model on the same test set: evaluated on the same rows, tuned on its own
+    r = runner.invoke(app, ["gate", str(f["ls_test"]), "--baseline", str(base), "--score",
+                            "maxlogit-pnorm", "-f", "json"])  # fmt: skip
+    assert r.exit_code in (0, 1), r.stderr
+    own = runner.invoke(app, ["score", str(f["ls_test"]), "-s", "maxlogit-pnorm",
+                              "--tune-split", "0.2", "--seed", "3", "-f", "json"])  # fmt: skip
+    want = json.loads(own.stdout)["results"][0]["scores"]["maxlogit-pnorm"]["metrics"]["aurc"]
+    got = next(x for x in json.loads(r.stdout)["rules"] if x["metric"] == "aurc")
+    assert got["candidate"] == pytest.approx(want, abs=0, rel=1e-12)
+
+
+def test_gate_says_when_a_val_tuned_baseline_lends_its_parameters(tmp_path: Path):
+    f = _pair(tmp_path)
+    base = tmp_path / "base.json"
+    runner = CliRunner(env={**ENV, "GITHUB_STEP_SUMMARY": None})
+    r = runner.invoke(app, ["score", str(f["ls_test"]), "-s", "maxlogit-pnorm", "--val",
+                            str(f["ls_val"]), "-f", "json", "-o", str(base)])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, ["gate", str(f["ls_test"]), "--baseline", str(base), "--score",
+                            "maxlogit-pnorm"])  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "the candidate is scored with the baseline's parameters" in text

@@ -97,6 +97,7 @@ def gate(
     from sc_eval.gate import (
         GateReport,
         baseline_params,
+        baseline_tuning,
         baseline_value,
         check_rules,
         gate_document,
@@ -138,8 +139,13 @@ def gate(
     score_names = tuple(dict.fromkeys([*rule_scores, *extra] or ["msp"]))
     selective = [r.metric for r in rules if r.metric not in MODEL_METRICS]
     params = o.score_params(pnorm_p, temperature)
+    tune_split: float | None = None
+    tune_seed: int | None = None
+    retune: tuple[str, ...] = ()
+    notes: list[str] = []
     if base_res is not None:
-        params = baseline_params(base_res, score_names, params, path=baseline)
+        tune_split, tune_seed, retune, notes = baseline_tuning(base_res, score_names, path=baseline)
+        params = baseline_params(base_res, score_names, params, path=baseline, retune=retune)
     opts = EvalOptions(
         scores=score_names,
         params=params,
@@ -147,6 +153,8 @@ def gate(
         convention=convention,
         chunk_size=chunk_size,
         nan_policy=o.nan_policy(nan_policy),
+        tune_split=tune_split,
+        seed=seed if tune_seed is None else tune_seed,
     )
     cand_preds = load_source(candidate, keys=keys, checkpoint=checkpoint)
     if base_res is not None:
@@ -157,6 +165,12 @@ def gate(
                 f"--aurc-convention {base_res['convention']} or re-record the baseline"
             )
         cand_ev, cand_scored = evaluate_source(cand_preds, opts)
+        full = (base_res.get("tuning") or {}).get("labels_sha256_all")
+        if base_res["labels_sha256"] != cand_ev.labels_sha256 and full == cand_preds.labels_sha256:
+            raise UsageError(
+                f"{baseline}: the candidate has the baseline's test set, but its tuning split "
+                "left other samples for the evaluation (rows dropped by --nan-policy?)"
+            )
         if base_res["labels_sha256"] != cand_ev.labels_sha256:
             dropped = cand_scored.n < cand_preds.n
             raise UsageError(
@@ -207,7 +221,13 @@ def gate(
         )
         kind = "predictions"
     report = GateReport(
-        str(candidate), str(baseline), kind, convention, tuple(verdicts), update_baseline
+        str(candidate),
+        str(baseline),
+        kind,
+        convention,
+        tuple(verdicts),
+        update_baseline,
+        tuple(notes),
     )
 
     if fmt == "json":
