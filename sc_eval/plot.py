@@ -1,7 +1,11 @@
 """Risk–coverage plots (optional extra ``sc-eval[plot]``: matplotlib, Agg, no display).
 
-One figure, two panels, every (model, score) pair as a solid line and each
-model's oracle (every error rejected first) dashed:
+One figure, two panels; a score keeps its colour across models and a model
+keeps its line style across scores, so 2 models × 4 scores read as 4 colours
+in 2 styles; each model's oracle (every error rejected first) is black in the
+model's style. Tuned parameters are in the legend; a tuned score that fell
+back to MSP is drawn as a wide pale band under MSP (it is the same curve). With
+many scores and no explicit choice, a default subset is drawn:
 
 * left: selective risk ``r_k = E[E_k] / k`` against coverage ``k / n``
   (Geifman & El-Yaniv 2017);
@@ -30,6 +34,11 @@ from sc_eval.pipeline import ScoredSamples
 __all__ = ["PLOT_FORMATS", "check_plot_path", "plot_risk_coverage"]
 
 PLOT_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
+#: Curves drawn when the caller names no scores and there would be more than
+#: :data:`MAX_CURVES`: the baseline, the raw logit and the two post-hoc fixes.
+DEFAULT_SUBSET = ("msp", "maxlogit", "maxlogit-pnorm", "msp-pnorm", "msp-ts")
+MAX_CURVES = 10
+MODEL_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
 MAX_POINTS = 2000
 INSTALL_HINT = "pip install 'sc-eval[plot]'"
 
@@ -71,6 +80,28 @@ def _points(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
     return np.unique(np.rint(k).astype(np.int64))
 
 
+def _label(name: str, params: dict[str, float] | None) -> str:
+    """``maxlogit-pnorm (p=4)``; a fall-back to MSP says so."""
+    shown = {k: v for k, v in (params or {}).items() if k != "msp_fallback"}
+    text = name + (" (" + ", ".join(f"{k}={v:g}" for k, v in shown.items()) + ")" if shown else "")
+    if (params or {}).get("msp_fallback"):
+        text += " = msp (fall-back)"
+    return text
+
+
+def choose_scores(available: Sequence[str], n_models: int) -> tuple[list[str], bool]:
+    """The scores to draw when none were named: all of them, or :data:`DEFAULT_SUBSET`
+    (those present) when all would give more than :data:`MAX_CURVES` curves.
+
+    Returns ``(scores, subset_taken)``.
+    """
+    names = list(dict.fromkeys(available))
+    if len(names) * n_models <= MAX_CURVES:
+        return names, False
+    subset = [s for s in DEFAULT_SUBSET if s in names] or names[: max(1, MAX_CURVES // n_models)]
+    return subset, True
+
+
 def _draw(ax_risk: Any, ax_gen: Any, curve: RiskCoverage, **style: Any) -> None:
     k = _points(curve.n)
     cov = k / curve.n
@@ -85,6 +116,7 @@ def plot_risk_coverage(
     scores: Sequence[str] | None = None,
     title: str | None = None,
     announce: bool = False,
+    params: Sequence[dict[str, dict[str, float]]] | None = None,
 ) -> Path:
     """Draw risk–coverage and generalised-risk curves of models × scores to a file.
 
@@ -96,8 +128,14 @@ def plot_risk_coverage(
     path : path-like
         ``.png`` or ``.svg``.
     scores : sequence of str, optional
-        Scores to draw (default: every score of each model).
+        Scores to draw (default: every score, or :data:`DEFAULT_SUBSET` when
+        that would be more than :data:`MAX_CURVES` curves; a warning says so).
     title : str, optional
+    announce : bool
+        Print ``sc-eval: wrote PATH`` once the file is in place.
+    params : sequence of dict, optional
+        Per model, each score's parameters (``Evaluation.scores[s].params``),
+        shown in the legend.
 
     Returns
     -------
@@ -116,27 +154,34 @@ def plot_risk_coverage(
 
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax_risk, ax_gen = fig.subplots(1, 2)
-    colours = [f"C{i}" for i in range(10)]
-    oracle_styles = ["--", "-.", ":", (0, (5, 2, 1, 2))]
-    line = 0
+    available = [s for _, samples in series for s in samples.keys]
+    names, subset = (
+        (list(scores), False) if scores is not None else choose_scores(available, len(series))
+    )
+    if subset:
+        import warnings
+
+        warnings.warn(
+            f"the plot shows {len(names)} of {len(set(available))} scores "
+            f"({', '.join(names)}); name others with --scores",
+            stacklevel=2,
+        )
+    colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(names))}
     for m, (model, samples) in enumerate(series):
-        names = list(scores) if scores is not None else list(samples.keys)
+        style = MODEL_STYLES[m % len(MODEL_STYLES)]
+        model_params = params[m] if params is not None else {}
         for name in names:
+            if name not in samples.keys:
+                continue
             curve = RiskCoverage(sort_scores(samples.keys[name], samples.errors).blocks())
-            label = f"{model} · {name}" if len(series) > 1 else name
-            _draw(ax_risk, ax_gen, curve, color=colours[line % 10], lw=1.3, label=label)
-            line += 1
+            text = _label(name, model_params.get(name))
+            label = f"{model} · {text}" if len(series) > 1 else text
+            fallback = bool((model_params.get(name) or {}).get("msp_fallback"))
+            look = {"lw": 4.5, "alpha": 0.3, "zorder": 1} if fallback else {"lw": 1.4}
+            _draw(ax_risk, ax_gen, curve, color=colour[name], ls=style, label=label, **look)
         oracle = OracleCurves(samples.n, float(np.count_nonzero(samples.errors))).tied
         label = f"oracle · {model}" if len(series) > 1 else "oracle"
-        _draw(
-            ax_risk,
-            ax_gen,
-            oracle,
-            color="black" if m == 0 else "0.45",
-            ls=oracle_styles[m % len(oracle_styles)],
-            lw=1.1,
-            label=label,
-        )
+        _draw(ax_risk, ax_gen, oracle, color="black", ls=style, lw=0.9, label=label)
     ax_risk.set(xlabel="coverage", ylabel="selective risk (%)", title="risk–coverage", xlim=(0, 1))
     ax_gen.set(
         xlabel="coverage",

@@ -217,3 +217,43 @@ def test_gate_says_when_a_val_tuned_baseline_lends_its_parameters(tmp_path: Path
     assert r.exit_code == 0, r.stderr
     text = " ".join(r.stdout.split())
     assert "the candidate is scored with the baseline's parameters" in text
+
+
+def test_plot_subset_and_legend_labels():
+    from sc_eval.plot import DEFAULT_SUBSET, _label, choose_scores
+
+    eight = ["msp", "maxlogit", "margin", "logit-margin", "neg-entropy", "gini", "energy",
+             "maxlogit-pnorm"]  # fmt: skip
+    assert choose_scores(eight, 1) == (eight, False)
+    names, subset = choose_scores(eight, 2)
+    assert subset and set(names) <= set(DEFAULT_SUBSET) and "msp" in names
+    assert _label("maxlogit-pnorm", {"p": 4.0, "msp_fallback": 0.0}) == "maxlogit-pnorm (p=4)"
+    assert _label("maxlogit-pnorm", {"p": 2.0, "msp_fallback": 1.0}).endswith("= msp (fall-back)")
+
+
+def test_compare_plot_colours_by_score_and_styles_by_model(tmp_path: Path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    drawn: list[tuple[str, str, object]] = []
+    real = Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        for line in self.axes[0].get_lines():
+            drawn.append((line.get_label(), line.get_color(), line.get_linestyle()))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    f = _pair(tmp_path)
+    r = CliRunner(env=ENV).invoke(
+        app,
+        ["compare", str(f["ce_test"]), str(f["ls_test"]), "-s", "msp,maxlogit",
+         "--bootstrap", "0", "--plot", str(tmp_path / "p.png")],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    curves = {label: (c, s) for label, c, s in drawn if "oracle" not in label}
+    ce_msp = next(v for k, v in curves.items() if "ce_test" in k and k.endswith("msp"))
+    ls_msp = next(v for k, v in curves.items() if "ls_test" in k and k.endswith("msp"))
+    ce_ml = next(v for k, v in curves.items() if "ce_test" in k and "maxlogit" in k)
+    assert ce_msp[0] == ls_msp[0] and ce_msp[1] != ls_msp[1]  # one colour per score
+    assert ce_msp[0] != ce_ml[0] and ce_msp[1] == ce_ml[1]  # one style per model

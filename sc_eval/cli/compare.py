@@ -128,7 +128,10 @@ def compare(
         from sc_eval.plot import plot_risk_coverage
 
         plot_risk_coverage(
-            list(zip(result.models, result.samples, strict=True)), plot, announce=True
+            list(zip(result.models, result.samples, strict=True)),
+            plot,
+            announce=True,
+            params=[{n: r.params for n, r in ev.scores.items()} for ev in result.evaluations],
         )
     if fmt == "table" and output is None:
         with stdout_console() as console:

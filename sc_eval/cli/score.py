@@ -107,7 +107,12 @@ def score(
     if plot is not None:
         from sc_eval.plot import plot_risk_coverage
 
-        plot_risk_coverage([(ev.source, s) for ev, s in results], plot, announce=True)
+        plot_risk_coverage(
+            [(ev.source, s) for ev, s in results],
+            plot,
+            announce=True,
+            params=[{n: r.params for n, r in ev.scores.items()} for ev, _ in results],
+        )
     if fmt == "table" and output is None:
         with stdout_console() as console:
             render(evals, fmt, console=console, **extra)
