@@ -49,6 +49,15 @@ def make_logits(
     return z.astype(np.float32), labels.astype(np.int64)
 
 
+def predictions_file(path: Path, n: int, c: int, *, seed: int = 0) -> Path:
+    """Write :func:`make_logits` predictions to a ``.safetensors`` file and return its path."""
+    from sc_eval.io import write_predictions
+
+    z, y = make_logits(n, c, seed=seed)
+    write_predictions(path, logits=z, labels=y)
+    return path
+
+
 def fixed_predictions() -> tuple[np.ndarray, np.ndarray]:
     """A small fixed predictions set (no RNG: identical on every platform).
 

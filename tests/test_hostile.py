@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_logits
+from conftest import make_logits, predictions_file
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
@@ -62,10 +62,7 @@ def subprocess_env() -> dict[str, str]:
 
 @pytest.fixture()
 def preds(tmp_path: Path) -> Path:
-    z, y = make_logits(200, 4, seed=1)
-    path = tmp_path / "p.safetensors"
-    write_predictions(path, logits=z, labels=y)
-    return path
+    return predictions_file(tmp_path / "p.safetensors", 200, 4, seed=1)
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_logits
+from conftest import make_logits, predictions_file
 from typer.testing import CliRunner
 
 from sc_eval.cli import app
@@ -51,10 +51,7 @@ def test_threshold_seed_does_not_mention_a_bootstrap():
 
 @pytest.fixture()
 def preds(tmp_path: Path) -> Path:
-    z, y = make_logits(3000, 100, seed=2)
-    path = tmp_path / "p.safetensors"
-    write_predictions(path, logits=z, labels=y)
-    return path
+    return predictions_file(tmp_path / "p.safetensors", 3000, 100, seed=2)
 
 
 @pytest.mark.parametrize("argv", [["score", "{p}", "--by", "class"], ["score", "{p}", "-f", "csv"]])
