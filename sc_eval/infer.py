@@ -366,11 +366,13 @@ class _Forward:
         if isinstance(e, ScEvalError):
             return e
         hint = " (try without --compile)" if self.compiled else ""
-        text = str(e).strip().splitlines()
+        text = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        # TorchScript wraps the real error: its first line is generic, its last says why
+        reason = text[-1] if text and "TorchScript interpreter" in text[0] else ""
+        reason = reason or (text[0] if text else type(e).__name__)
         dtype = str(x.dtype).replace("torch.", "")
         return InputError(
-            f"the model failed on inputs of shape {list(x.shape)} {dtype}{hint}: "
-            f"{(text[0] if text else type(e).__name__)[:300]}",
+            f"the model failed on inputs of shape {list(x.shape)} {dtype}{hint}: {reason[:300]}",
             path=self.path,
         )
 

@@ -254,3 +254,17 @@ def test_compare_plot_colours_by_score_and_styles_by_model(tmp_path: Path, monke
     ce_ml = next(v for k, v in curves.items() if "ce_test" in k and "maxlogit" in k)
     assert ce_msp[0] == ls_msp[0] and ce_msp[1] != ls_msp[1]  # one colour per score
     assert ce_msp[0] != ce_ml[0] and ce_msp[1] == ce_ml[1]  # one style per model
+
+
+def test_a_failing_torchscript_model_says_why(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    from nets import save_torchscript
+
+    model = save_torchscript(torch.nn.Linear(2, 2), tmp_path / "m.pt")
+    np.savez(tmp_path / "d.npz", inputs=np.zeros((8, 4), np.float32), labels=np.zeros(8, int))
+    r = CliRunner(env=ENV).invoke(
+        app, ["infer", str(model), "--data", str(tmp_path / "d.npz"), "--out",
+              str(tmp_path / "o.safetensors"), "--no-progress"],
+    )  # fmt: skip
+    assert r.exit_code == 2
+    assert "mat1 and mat2" in r.stderr, r.stderr
