@@ -611,9 +611,8 @@ def suppression(
     name2, c2, err2 = second
     n = c1.shape[0]
     b_of = _bins_by_rank(key1, bins)
-    g = 2 * err1.astype(np.int64) + err2.astype(np.int64)
     # group codes: 0 both right, 1 first right only, 2 second right only, 3 both wrong
-    code = np.array([0, 1, 2, 3])[g]
+    code = 2 * err1.astype(np.int64) + err2.astype(np.int64)
     cells = b_of * 4 + code
     n_cells = bins * 4
     point = _ratios(*_suppression_sums(cells, n_cells, c1, c2, None), bins)
@@ -645,8 +644,8 @@ def suppression(
     edges = []
     for b in range(bins):
         sel = b_of == b
-        m = 1.0 / (1.0 + np.expm1(-key1[sel])) if sel.any() else np.array([math.nan])
-        edges.append((float(m.min()), float(m.max())))
+        msp = np.exp(key1[sel]) if sel.any() else np.array([math.nan])  # key = log MSP
+        edges.append((float(msp.min()), float(msp.max())))
     overall = {grp: iv(bins, j_of[grp]) for grp in GROUPS}
     trend = diff(bins - 1, 0, 0, 0)
     contrast = diff(bins, j_of["both right"], bins, j_of["both wrong"])
@@ -821,6 +820,17 @@ def diagnose(
         not hold the same samples, features that do not match.
     UsageError
         Bad ``n_boot``, ``confidence``, ``bins`` or split.
+
+    Examples
+    --------
+    >>> from sc_eval.io import predictions_from_arrays
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 5, 400)
+    >>> z = rng.normal(size=(400, 5)) + 3 * np.eye(5)[y]
+    >>> d = diagnose([predictions_from_arrays(z, y)], n_boot=0)
+    >>> m = d.models[0]
+    >>> m.n, [s.name for s in m.statistics][:3], m.ceiling.plateau
+    (360, ['maxlogit', 'centred-maxlogit', 'logit-norm'], False)
     """
     if not preds:
         raise UsageError("diagnose needs at least one source")

@@ -201,10 +201,10 @@ def _suppression_notes(s: Suppression) -> list[str]:
 def _model_head(m: ModelDiagnosis) -> str:
     t = m.tuning or {}
     split = ""
-    if t.get("n_tune"):
+    if t.get("split") == "val":
+        split = f"; p-norm tuned on {t.get('val')} ({t.get('n_tune')} samples)"
+    elif t.get("n_tune"):
         split = f"; p-norm tuned on {t['n_tune']} held-out samples, every number on the other {m.n}"
-    elif t.get("val"):
-        split = f"; p-norm tuned on {t['val']}"
     return (
         f"{m.name}: N={m.n}, C={m.num_classes}, accuracy {_pct(m.acc.estimate)}%, "
         f"ECE {_pct(m.ece.estimate)}%{split}"

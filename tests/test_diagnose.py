@@ -503,3 +503,36 @@ def test_demo_models_against_the_papers(tmp_path):
     assert ls.ece.estimate > ce.ece.estimate
     assert not ls.ceiling.plateau
     assert d.suppression[0].verdict == "reversed"
+
+
+def test_cli_val_tunes_on_another_file(files, tmp_path):
+    z, y = noisy_logits(700, 6, seed=11)
+    write_predictions(tmp_path / "val.safetensors", logits=z.astype(np.float32), labels=y)
+    r = diag(files / "b.safetensors", "--val", tmp_path / "val.safetensors", "--bootstrap", 0,
+             "-f", "json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)["models"][0]
+    assert m["n"] == 1500 and m["tuning"]["split"] == "val"
+    assert m["repair"][1]["tuned"] and m["repair"][1]["delta_auroc"]["low"] is None
+    table = diag(files / "b.safetensors", "--val", tmp_path / "val.safetensors", "--bootstrap", 0)
+    text = " ".join(table.stdout.split())  # Rich may wrap the long path
+    assert "p-norm tuned on" in text and "(700 samples)" in text
+
+
+def test_streamed_pass_memory_does_not_grow_with_n_times_d(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    d = 64
+    peaks = []
+    for n in (20_000, 80_000):
+        path = tmp_path / f"f{n}.safetensors"
+        save_file({"features": rng.normal(size=(n, d)).astype(np.float32)}, str(path))
+        y = rng.integers(0, 10, n)
+        feats = load_features(path, n=n)  # memory-mapped
+        tracemalloc.start()
+        neural_collapse(feats, y, num_classes=10, chunk_rows=2048)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # 60,000 more rows: only the per-sample norms (8 bytes a row) may grow, not N × D
+    assert peaks[1] - peaks[0] < 60_000 * 8 + 2**20, peaks
