@@ -235,7 +235,9 @@ def collapse_from_moments(
     lam = s**2 / c  # nonzero eigenvalues of Σ_B
     keep = lam > dim * np.finfo(np.float64).eps * (lam.max() if lam.size else 0.0)
     v = vt[keep]
-    nc1 = float(np.einsum("kd,de,ke->k", v, sigma_w, v) @ (1.0 / lam[keep])) / c if c else math.nan
+    nc1 = math.nan  # undefined without two distinct class means
+    if keep.any():
+        nc1 = float(np.einsum("kd,de,ke->k", v, sigma_w, v) @ (1.0 / lam[keep])) / c
     norms_c = np.linalg.norm(centred, axis=1)
     equinorm = float(norms_c.std() / norms_c.mean()) if norms_c.mean() > 0 else math.nan
     if c >= 2 and (norms_c > 0).all():

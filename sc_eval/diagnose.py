@@ -898,18 +898,25 @@ def summary_lines(d: Diagnosis) -> list[str]:
     """A few plain sentences, each restating a measurement of ``d`` (no advice)."""
     lines = []
     for m in d.models:
-        ranked = sorted(m.statistics, key=lambda s: -s.auroc.estimate)
-        best = ranked[0]
         msp = m.statistic("msp")
-        lines.append(
-            f"{m.name}: accuracy {_pct(m.acc.estimate)}; the best correct/wrong separator is "
-            f"{best.statistic.label} (AUROC {_pct(best.auroc.estimate)}), MSP gives "
-            f"{_pct(msp.auroc.estimate)}, max-logit "
-            f"{_pct(m.statistic('maxlogit').auroc.estimate)}; ECE {_pct(m.ece.estimate)}."
-        )
+        if math.isnan(msp.auroc.estimate):
+            every = "correct" if msp.wrong.n == 0 else "wrong"
+            lines.append(
+                f"{m.name}: accuracy {_pct(m.acc.estimate)}; every evaluated prediction is "
+                f"{every}, so no statistic can separate correct from wrong; ECE "
+                f"{_pct(m.ece.estimate)}."
+            )
+        else:
+            best = max(m.statistics, key=lambda s: s.auroc.estimate)
+            lines.append(
+                f"{m.name}: accuracy {_pct(m.acc.estimate)}; the best correct/wrong separator "
+                f"is {best.statistic.label} (AUROC {_pct(best.auroc.estimate)}), MSP gives "
+                f"{_pct(msp.auroc.estimate)}, max-logit "
+                f"{_pct(m.statistic('maxlogit').auroc.estimate)}; ECE {_pct(m.ece.estimate)}."
+            )
         lines.append(f"{m.name}: {m.ceiling.finding}.")
         fix = m.repair[-1]
-        if fix.delta_auroc is not None:
+        if fix.delta_auroc is not None and not math.isnan(fix.delta_auroc.estimate):
             p = fix.params
             how = "fell back to MSP" if p.get("msp_fallback") else f"p={p.get('p', math.nan):g}"
             sig = "" if math.isnan(fix.delta_auroc.low) else (
@@ -922,7 +929,9 @@ def summary_lines(d: Diagnosis) -> list[str]:
                 f"{sig}) and the AURC from {_pct(m.repair[0].aurc.estimate)} to "
                 f"{_pct(fix.aurc.estimate)}."
             )
-        if m.features is not None:
+        if m.features is not None and m.features.collapse.classes < 2:
+            lines.append(f"{m.name} features: one class only; neural collapse is undefined.")
+        elif m.features is not None:
             nc = m.features.collapse
             nc3 = "" if math.isnan(nc.nc3) else f", NC3 {nc.nc3:.3f}"
             lines.append(
@@ -943,13 +952,18 @@ def summary_lines(d: Diagnosis) -> list[str]:
         lo = s.cell(0, "all").ratio.estimate
         hi = s.cell(len(s.edges) - 1, "all").ratio.estimate
         right, wrong = s.overall["both right"].estimate, s.overall["both wrong"].estimate
+        split = (
+            f"it is {right:.3f} where both are right and {wrong:.3f} where both are wrong "
+            f"(Δ {s.contrast.estimate:+.3f} {_ci(s.contrast, 1.0, '+.3f')})"
+            if not math.isnan(s.contrast.estimate)
+            else f"no sample is {'wrong' if math.isnan(wrong) else 'right'} in both models, so "
+            "correctness cannot split it"
+        )
         head = (
             f"{s.second} vs {s.first}: the ratio of {s.second}'s centred max-logit to "
             f"{s.first}'s goes from {lo:.3f} in {s.first}'s least confident "
             f"{100 / len(s.edges):g}% to {hi:.3f} in its most confident (Δ {s.trend.estimate:+.3f} "
-            f"{_ci(s.trend, 1.0, '+.3f')}); it is {right:.3f} where both are right and "
-            f"{wrong:.3f} where both are wrong (Δ {s.contrast.estimate:+.3f} "
-            f"{_ci(s.contrast, 1.0, '+.3f')})"
+            f"{_ci(s.trend, 1.0, '+.3f')}); {split}"
         )
         tail = {
             "detected": f"{s.second} suppresses the max logit more where a prediction is "

@@ -536,3 +536,18 @@ def test_streamed_pass_memory_does_not_grow_with_n_times_d(tmp_path):
         tracemalloc.stop()
     # 60,000 more rows: only the per-sample norms (8 bytes a row) may grow, not N × D
     assert peaks[1] - peaks[0] < 60_000 * 8 + 2**20, peaks
+
+
+def test_degenerate_inputs_are_said_in_words(recwarn):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    z = rng.normal(size=(200, 3)) + 10 * np.eye(3)[y]  # every prediction correct
+    p = predictions_from_arrays(z, y)
+    d = diagnose([p, p], n_boot=20)
+    for fmt in ("table", "json", "csv", "markdown"):
+        assert render(d, fmt)
+    assert "every evaluated prediction is correct" in d.lines[0]
+    assert "no sample is wrong in both models" in d.lines[-1]
+    assert d.suppression[0].verdict == "absent"
+    one = neural_collapse(rng.normal(size=(30, 4)), np.zeros(30, dtype=np.int64))
+    assert math.isnan(one.nc1) and one.rank_between == 0
