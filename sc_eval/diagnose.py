@@ -53,6 +53,7 @@ from sc_eval.errors import InputError, UsageError
 from sc_eval.io import Predictions
 from sc_eval.metrics import ECE_BINS, Curves, SampleStats, get_convention, get_metric
 from sc_eval.pipeline import EvalOptions, evaluate_source
+from sc_eval.scores import MSP_FALLBACK
 from sc_eval.stats import (
     Difference,
     Interval,
@@ -82,7 +83,9 @@ __all__ = [
     "confidence_ceiling",
     "diagnose",
     "logit_statistics",
+    "pnorm_statistic",
     "reliability",
+    "statistics_for",
     "summary_lines",
     "suppression",
 ]
@@ -203,11 +206,36 @@ STATISTICS: dict[str, Statistic] = {
 """The correct-vs-wrong statistics, in table order."""
 
 
-def logit_statistics(preds: Predictions, rows: np.ndarray | None = None) -> tuple[
-    dict[str, np.ndarray], dict[str, np.ndarray]
-]:  # fmt: skip
-    """Every :data:`STATISTICS` value and rank key of the samples at sorted positions ``rows``
-    (all when None), read chunk by chunk in float64.
+def pnorm_statistic(p: float) -> Statistic:
+    """``‖z − μ‖_p``: the normaliser of max-logit p-norm at a (tuned) ``p``."""
+
+    def fn(z: np.ndarray) -> Values:
+        v = np.linalg.norm(z - z.mean(axis=1, keepdims=True), ord=p, axis=1)
+        return v, v
+
+    return Statistic("centred-pnorm", f"‖z − μ‖ p={p:g}", f"‖z − mean_j z_j‖_{p:g}", True, fn)
+
+
+def statistics_for(p: float | None = None) -> dict[str, Statistic]:
+    """:data:`STATISTICS`, plus ``‖z − μ‖_p`` after ``‖z − μ‖₂`` when ``p`` is given."""
+    if p is None:
+        return dict(STATISTICS)
+    out: dict[str, Statistic] = {}
+    for name, stat in STATISTICS.items():
+        out[name] = stat
+        if name == "centred-norm":
+            out["centred-pnorm"] = pnorm_statistic(p)
+    return out
+
+
+def logit_statistics(
+    preds: Predictions,
+    rows: np.ndarray | None = None,
+    *,
+    statistics: dict[str, Statistic] = STATISTICS,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every statistic's value and rank key (default: :data:`STATISTICS`) of the samples at
+    sorted positions ``rows`` (all when None), read chunk by chunk in float64.
 
     Returns
     -------
@@ -215,15 +243,15 @@ def logit_statistics(preds: Predictions, rows: np.ndarray | None = None) -> tupl
     """
     index = np.arange(preds.n) if rows is None else rows
     size = max(1, CHUNK_ELEMENTS // max(preds.num_classes, 1))
-    values: dict[str, list[np.ndarray]] = {n: [] for n in STATISTICS}
-    keys: dict[str, list[np.ndarray]] = {n: [] for n in STATISTICS}
+    values: dict[str, list[np.ndarray]] = {n: [] for n in statistics}
+    keys: dict[str, list[np.ndarray]] = {n: [] for n in statistics}
     for lo in range(0, index.size, size):
         part = index[lo : lo + size]
         if part.size == 0:
             continue
         block = preds.values.rows(int(part[0]), int(part[-1]) + 1)
         z = np.asarray(block[part - part[0]], dtype=np.float64)
-        for name, stat in STATISTICS.items():
+        for name, stat in statistics.items():
             v, k = stat.fn(z)
             values[name].append(v)
             keys[name].append(k)
@@ -253,8 +281,8 @@ class StatisticSummary:
 
     Attributes
     ----------
-    name : str
-        Key of :data:`STATISTICS`.
+    statistic : Statistic
+        One of :data:`STATISTICS` or :func:`pnorm_statistic`.
     correct, wrong : GroupSummary
     auroc : Interval
         AUROC of the statistic (in its confident direction) as a correct/wrong
@@ -264,15 +292,15 @@ class StatisticSummary:
         AURC when the statistic is used as the confidence score.
     """
 
-    name: str
+    statistic: Statistic
     correct: GroupSummary
     wrong: GroupSummary
     auroc: Interval
     aurc: Interval
 
     @property
-    def statistic(self) -> Statistic:
-        return STATISTICS[self.name]
+    def name(self) -> str:
+        return self.statistic.name
 
 
 @dataclass(frozen=True)
@@ -687,7 +715,11 @@ def _model(
 ) -> ModelDiagnosis:
     ev, scored = evaluate_source(preds, opts)
     rows = scored.index
-    values, keys = logit_statistics(preds, rows)
+    pnorm = ev.scores["maxlogit-pnorm"].params
+    p = pnorm.get("p")
+    extra = None if p is None or p in (0.0, 2.0) or pnorm.get(MSP_FALLBACK) else p
+    statistics = statistics_for(extra)
+    values, keys = logit_statistics(preds, rows, statistics=statistics)
     errors = scored.errors
     correct = ~errors
     both = bool(errors.any() and correct.any())
@@ -715,13 +747,13 @@ def _model(
 
     stats = tuple(
         StatisticSummary(
-            name,
+            stat,
             _group(values[name][correct]),
             _group(values[name][errors]),
             iv(f"stat:{name}", "auroc", point[f"stat:{name}"]["auroc"]),
             iv(f"stat:{name}", "aurc", point[f"stat:{name}"]["aurc"]),
         )
-        for name in STATISTICS
+        for name, stat in statistics.items()
     )
     repair = []
     for s in REPAIR_SCORES:

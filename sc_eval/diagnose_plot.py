@@ -80,8 +80,12 @@ def _save(fig: Any, path: Path) -> Path:
 def _statistics_figure(m: ModelDiagnosis, path: Path, label: str) -> Path:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13, 6.2), layout="constrained")
-    axes = fig.subplots(2, 4).ravel()
+    panels = len(m.statistics) + 1
+    rows, cols = (2, 4) if panels <= 8 else (3, 3)
+    fig = Figure(figsize=(3.25 * cols, 3.1 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols).ravel()
+    for ax in axes[panels:]:
+        ax.set_visible(False)
     err = m.errors
     for ax, s in zip(axes, m.statistics, strict=False):
         x = m.values[s.name]
@@ -95,7 +99,7 @@ def _statistics_figure(m: ModelDiagnosis, path: Path, label: str) -> Path:
         ax.set_visible(False)
     else:
         _norm_panel(ax, f)
-    for a in axes[::4]:
+    for a in axes[::cols]:
         a.set_ylabel("fraction of group ≤ x")
     axes[0].legend(loc="lower right", fontsize="small")
     fig.suptitle(f"{label}: correct (solid) vs wrong (dashed), empirical CDFs, N={m.n}")

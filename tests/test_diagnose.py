@@ -99,6 +99,18 @@ def test_statistics_match_scipy():
     assert values["entropy"][0] > 0 and keys["entropy"][0] == -values["entropy"][0]
 
 
+def test_tuned_pnorm_statistic():
+    from sc_eval.diagnose import pnorm_statistic, statistics_for
+
+    z, _ = noisy_logits(50, 6, seed=4)
+    v, key = pnorm_statistic(6.0).fn(z)
+    np.testing.assert_array_equal(key, v)
+    np.testing.assert_allclose(v, (np.abs(centred(z)) ** 6).sum(axis=1) ** (1 / 6), rtol=1e-12)
+    assert list(statistics_for(6.0))[:5] == ["maxlogit", "centred-maxlogit", "logit-norm",
+                                             "centred-norm", "centred-pnorm"]  # fmt: skip
+    assert list(statistics_for(None)) == list(STATISTICS)
+
+
 def test_reliability_reproduces_ece():
     z, y = noisy_logits(2000, 5, seed=1)
     d = diagnose([predictions_from_arrays(z, y)], tune_split=None, n_boot=0)
@@ -348,7 +360,7 @@ def test_cli_formats(files, fmt):
         assert [m["name"] for m in doc["models"]] == [str(files / "a.safetensors"),
                                                       str(files / "b.safetensors")]  # fmt: skip
         a = doc["models"][0]
-        assert set(a["statistics"]) == set(STATISTICS)
+        assert set(STATISTICS) <= set(a["statistics"])
         assert 0.5 < a["statistics"]["msp"]["auroc"]["estimate"] <= 1
         assert a["features"]["nc3"] is not None and doc["models"][1]["features"]["nc3"] is None
         assert len(a["reliability"]) == 15
@@ -492,6 +504,8 @@ def test_demo_models_against_the_papers(tmp_path):
     assert ls.statistic("msp").auroc.estimate < ce.statistic("msp").auroc.estimate
     fix = ls.repair[-1]
     assert fix.delta_auroc is not None and fix.delta_auroc.low > 0
+    p = fix.params["p"]
+    assert ls.statistic("centred-pnorm").statistic.label == f"‖z − μ‖ p={p:g}"
     # Guo et al.: stronger collapse (lower NC1) under LS
     assert ls.features is not None and ce.features is not None
     assert ls.features.collapse.nc1 < ce.features.collapse.nc1
