@@ -42,6 +42,7 @@ class FeatureCapture:
     """Inputs of the hooked layer, batch after batch (CPU float32), and its weights."""
 
     layer: str
+    fixed_batch: int | None = None
     batches: list[np.ndarray] = field(default_factory=list)
     W: np.ndarray | None = None
     b: np.ndarray | None = None
@@ -56,6 +57,11 @@ class FeatureCapture:
         if self.handle is not None:
             self.handle.remove()
         rows = sum(b.shape[0] for b in self.batches)
+        padded = rows - n
+        if self.fixed_batch and 0 < padded < self.fixed_batch and self.batches:
+            # a program with a static batch size saw the last batch padded with copies
+            self.batches[-1] = self.batches[-1][: self.batches[-1].shape[0] - padded]
+            rows = n
         if rows != n:
             raise InputError(
                 f"layer '{self.layer}' saw {rows} rows for {n} samples (a batch retried after "
@@ -103,7 +109,7 @@ def hook_features(loaded: LoadedModel, layer: str) -> tuple[LoadedModel, Feature
             f"{shown}"
         )
     target = module.get_submodule(layer)
-    capture = FeatureCapture(layer)
+    capture = FeatureCapture(layer, loaded.fixed_batch)
     weight = getattr(target, "weight", None)
     if weight is not None and getattr(weight, "ndim", 0) == 2:
         capture.W = weight.detach().float().cpu().numpy()

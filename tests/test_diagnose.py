@@ -473,8 +473,10 @@ def test_infer_saves_penultimate_features(tmp_path, monkeypatch):
     save_file({"inputs": x.numpy(), "labels": y.numpy()}, str(tmp_path / "data.safetensors"))
     save_export(mlp, x[:4], tmp_path / "mlp.pt2")
     torch.save(mlp.state_dict(), tmp_path / "sd.pt")
+    save_export(mlp, x[:8], tmp_path / "static.pt2", dynamic=False)  # last batch padded
     expected = mlp.body(x).detach().numpy()
-    for ckpt, extra in (("mlp.pt2", []), ("sd.pt", ["--arch", "tests.nets:build_mlp"])):
+    cases = (("mlp.pt2", []), ("static.pt2", []), ("sd.pt", ["--arch", "tests.nets:build_mlp"]))
+    for ckpt, extra in cases:
         out = tmp_path / f"{ckpt}.safetensors"
         r = runner.invoke(app, ["infer", str(tmp_path / ckpt), "--data", str(tmp_path /
                           "data.safetensors"), "-o", str(out), "-b", "8", "--no-progress",
