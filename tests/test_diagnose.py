@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.special
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
@@ -299,6 +301,24 @@ def test_streamed_pass_equals_one_chunk_and_a_memory_mapped_file(tmp_path):
         for name in ("nc1", "equinorm", "equiangular", "cos_mean", "cos_std", "within"):
             assert getattr(other, name) == pytest.approx(getattr(whole, name), rel=1e-9)
         np.testing.assert_allclose(other.norms, whole.norms, rtol=1e-12)
+
+
+@settings(max_examples=25)
+@given(
+    n=st.integers(3, 80),
+    d=st.integers(1, 6),
+    c=st.integers(2, 5),
+    chunk=st.integers(1, 90),
+    seed=st.integers(0, 2**16),
+)
+def test_streamed_pass_equals_dense_for_any_chunking(n, d, c, chunk, seed):
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.arange(c), rng.integers(0, c, n)]  # every class present
+    h = rng.normal(size=(y.size, d)) * rng.uniform(0.1, 10) + rng.normal(size=d) * 50
+    streamed = neural_collapse(h, y, chunk_rows=chunk)
+    ref = dense_collapse(h, y)
+    for name in ("nc1", "equinorm", "equiangular", "cos_std"):
+        assert getattr(streamed, name) == pytest.approx(ref[name], rel=1e-6, abs=1e-9), name
 
 
 def test_collapse_invariances():
