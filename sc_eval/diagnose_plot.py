@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from sc_eval.diagnose import Diagnosis, ModelDiagnosis, Suppression
+from sc_eval.diagnose import Diagnosis, ModelDiagnosis
 from sc_eval.errors import UsageError
 from sc_eval.plot import INSTALL_HINT
+from sc_eval.suppression import Suppression
 
 __all__ = ["check_plot_dir", "plot_diagnosis"]
 

@@ -18,15 +18,14 @@ from typing import Any
 from sc_eval.diagnose import (
     DIAGNOSIS_SCHEMA,
     DIAGNOSIS_VERSION,
-    GROUPS,
     QUANTILES,
     Diagnosis,
     GroupSummary,
     ModelDiagnosis,
-    Suppression,
 )
 from sc_eval.report import Grid, _md_table, json_safe
 from sc_eval.stats import Interval
+from sc_eval.suppression import GROUPS, Suppression
 
 __all__ = ["FORMATS", "diagnosis_document", "render", "sections"]
 

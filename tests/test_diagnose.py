@@ -26,12 +26,12 @@ from sc_eval.diagnose import (
     diagnose,
     logit_statistics,
     reliability,
-    suppression,
 )
 from sc_eval.diagnose_report import diagnosis_document, render
 from sc_eval.errors import InputError
 from sc_eval.io import predictions_from_arrays, write_predictions
 from sc_eval.metrics import MODEL_METRICS
+from sc_eval.suppression import suppression
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
