@@ -36,10 +36,14 @@ _EXPORTS: dict[str, str] = {
     "compare": "sc_eval.compare",
     "Comparison": "sc_eval.compare",
     "Selector": "sc_eval.selector",
+    "diagnose": "sc_eval.diagnose",
+    "Diagnosis": "sc_eval.diagnose",
+    "neural_collapse": "sc_eval.collapse",
 }
 
 __all__ = [
     "Comparison",
+    "Diagnosis",
     "EvalOptions",
     "Evaluation",
     "InputError",
@@ -50,15 +54,19 @@ __all__ = [
     "UsageError",
     "__version__",
     "compare",
+    "diagnose",
     "evaluate",
     "evaluate_predictions",
     "load_predictions",
+    "neural_collapse",
     "selective_metrics",
     "write_predictions",
 ]
 
 if TYPE_CHECKING:
+    from sc_eval.collapse import neural_collapse
     from sc_eval.compare import Comparison, compare
+    from sc_eval.diagnose import Diagnosis, diagnose
     from sc_eval.errors import InputError, ScEvalError, UsageError
     from sc_eval.io import Predictions, load_predictions, write_predictions
     from sc_eval.metrics import selective_metrics

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import torch
 
     from sc_eval.compare import Comparison
+    from sc_eval.diagnose import Diagnosis
 
 __all__ = ["DemoConfig", "DemoResult", "DemoSummary", "conclusions", "make_task", "run_demo"]
 
@@ -149,6 +150,7 @@ class DemoResult:
     summary: DemoSummary
     lines: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    diagnosis: Diagnosis | None = None
 
 
 # --------------------------------------------------------------------------- task and training
@@ -299,7 +301,11 @@ FILES = {
     "test_data": "test.safetensors",
     "ce_predictions": "ce.predictions.safetensors",
     "ls_predictions": "ls.predictions.safetensors",
+    "ce_features": "ce.features.safetensors",
+    "ls_features": "ls.features.safetensors",
 }
+FEATURES_LAYER = "4"
+"""The classifier layer of :func:`_network` (its input: the penultimate features)."""
 
 
 def run_demo(
@@ -326,7 +332,9 @@ def run_demo(
     -------
     DemoResult
     """
+    from sc_eval.collapse import load_features
     from sc_eval.compare import compare
+    from sc_eval.diagnose import diagnose
     from sc_eval.infer import InferOptions, infer
     from sc_eval.io import load_predictions
     from sc_eval.pipeline import EvalOptions
@@ -357,6 +365,8 @@ def run_demo(
                 out=files[f"{name}_predictions"],
                 options=InferOptions(batch_size=4096, device="cpu", progress=False),
                 log=lambda message: None,
+                features_layer=FEATURES_LAYER,
+                features_out=files[f"{name}_features"],
             )
         seconds["infer"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -372,10 +382,19 @@ def run_demo(
     preds = [replace(p, path=m.upper()) for p, m in zip(preds, MODELS, strict=True)]
     comparison = compare(preds, opts, n_boot=n_boot)
     seconds["evaluate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    feats = [
+        load_features(files[f"{m}_features"], n=p.n, num_classes=p.num_classes)
+        for m, p in zip(MODELS, preds, strict=True)
+    ]
+    diagnosis = diagnose(
+        preds, features=feats, tune_split=cfg.tune_split, n_boot=n_boot, seed=cfg.seed
+    )
+    seconds["diagnose"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
     summary = summarise(comparison)
     return DemoResult(
-        cfg, out_dir, files, comparison, summary, conclusions(summary, cfg=cfg), seconds
+        cfg, out_dir, files, comparison, summary, conclusions(summary, cfg=cfg), seconds, diagnosis
     )
 
 

@@ -528,6 +528,8 @@ def infer(
     options: InferOptions | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
+    features_layer: str | None = None,
+    features_out: str | os.PathLike[str] | None = None,
 ) -> InferenceResult | None:
     """Run a checkpoint over a dataset and (optionally) write the predictions file.
 
@@ -547,6 +549,10 @@ def infer(
         Where file digests are memoised.
     log : callable, optional
         Receives log lines (default: stderr).
+    features_layer : str, optional
+        Also save the penultimate features: the input of this module (see
+        :mod:`sc_eval.features`), to ``features_out`` (default: beside ``out``,
+        ``*.features.safetensors``). Not under torchrun.
 
     Returns
     -------
@@ -557,6 +563,13 @@ def infer(
     options = options or InferOptions()
     with distributed(options.device) as dist_info:
         loaded = load_model(checkpoint, spec)
+        capture = None
+        if features_layer is not None:
+            from sc_eval.features import hook_features
+
+            if dist_info.world_size > 1:
+                raise UsageError("--features-layer works in a single process, not under torchrun")
+            loaded, capture = hook_features(loaded, features_layer)
         dataset = open_data(data, transform=transform)
         # hash checkpoint and data while the model runs (hashlib releases the GIL)
         digests = _Background(_digests, loaded, dataset, cache_dir) if dist_info.is_main else None
@@ -578,6 +591,13 @@ def infer(
                 field="labels",
             )
         meta = _metadata(loaded, dataset, spec, options, digests.result())
+        if capture is not None:
+            from sc_eval.features import default_features_path, write_features
+
+            feats = capture.features(dataset.n, path=checkpoint)
+            target = features_out or default_features_path(out or "predictions.safetensors")
+            write_features(target, feats, W=capture.W, b=capture.b, labels=dataset.labels,
+                           metadata={**meta, "layer": str(features_layer)})  # fmt: skip
         if out is not None:
             from sc_eval.io import write_predictions
 

@@ -83,6 +83,8 @@ def test_demo_is_reproducible(tmp_path):
         zb = load_predictions(second.files[key]).values.full()
         assert np.array_equal(za, zb), key
     assert first.summary == second.summary and first.lines == second.lines
+    assert first.diagnosis is not None and second.diagnosis is not None
+    assert first.diagnosis.lines == second.diagnosis.lines
 
 
 def test_cli_demo(tmp_path):
@@ -109,9 +111,20 @@ def test_cli_demo(tmp_path):
         ],
     )
     assert r.exit_code == 0, (r.stdout, r.stderr)
-    for start in ("Accuracy:", "MSP ranking:", "Fix:", "In short:", "sc-eval compare"):
-        assert start in r.stdout
+    for start in (
+        "Accuracy:",
+        "MSP ranking:",
+        "Fix:",
+        "In short:",
+        "sc-eval compare",
+        "Why (sc-eval diagnose)",
+        "CE features: NC1",
+        "LS vs CE:",
+        "sc-eval diagnose",
+    ):
+        assert start in r.stdout, start
     assert (out / "ce.pt2").is_file() and (out / "test.safetensors").is_file()
+    assert (out / "ls.features.safetensors").is_file()
 
 
 @pytest.mark.parametrize(

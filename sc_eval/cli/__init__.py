@@ -346,6 +346,7 @@ def main() -> None:
 # Register the commands (their modules import only typer and stdlib at top level).
 from sc_eval.cli import compare as _compare  # noqa: E402,F401
 from sc_eval.cli import demo as _demo  # noqa: E402,F401
+from sc_eval.cli import diagnose as _diagnose  # noqa: E402,F401
 from sc_eval.cli import gate as _gate  # noqa: E402,F401
 from sc_eval.cli import infer as _infer  # noqa: E402,F401
 from sc_eval.cli import listing as _listing  # noqa: E402,F401

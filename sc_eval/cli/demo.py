@@ -101,6 +101,11 @@ def demo(
         for line in result.lines:
             console.print(escape(line))
         console.print()
+        if result.diagnosis is not None:
+            console.print("[bold]Why (sc-eval diagnose)[/bold]")
+            for line in result.diagnosis.lines:
+                console.print(escape(line))
+            console.print()
         s = result.seconds
         console.print(
             f"[dim]Wrote {escape(str(result.out))}/: "
@@ -112,5 +117,14 @@ def demo(
             f"{escape(str(files['ce_predictions']))} {escape(str(files['ls_predictions']))} "
             f"-s msp,maxlogit-pnorm --tune-split {cfg.tune_split:g} --seed {cfg.seed} "
             f"-m aurc,auroc --coverages 0.9,0.8 --bootstrap {bootstrap}[/dim]",
+            soft_wrap=True,
+        )
+        console.print(
+            "[dim]The whole diagnosis, with tables and plots: sc-eval diagnose "
+            f"{escape(str(files['ce_predictions']))} {escape(str(files['ls_predictions']))} "
+            f"--features {escape(str(files['ce_features']))} "
+            f"--features {escape(str(files['ls_features']))} --tune-split {cfg.tune_split:g} "
+            f"--seed {cfg.seed} --bootstrap {bootstrap} --plot {escape(str(result.out))}/plots"
+            "[/dim]",
             soft_wrap=True,
         )

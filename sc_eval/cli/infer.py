@@ -62,6 +62,23 @@ def infer(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
+    features_layer: Annotated[
+        str | None,
+        typer.Option(
+            "--features-layer",
+            metavar="NAME",
+            help="Also save penultimate features: the input of this module (the classifier "
+            "layer, e.g. fc or head), with its weight W and bias b, for `sc-eval diagnose "
+            "--features`.",
+        ),
+    ] = None,
+    features_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--features-out",
+            help="Where --features-layer writes (default: OUT with .features.safetensors).",
+        ),
+    ] = None,
     debug: o.Debug = False,
 ) -> None:
     """Run CHECKPOINT over --data and write logits, labels and index to --out."""
@@ -69,18 +86,40 @@ def infer(
 
     if out.suffix.lower() != ".safetensors":
         raise UsageError(f"--out must name a .safetensors file, got '{out}'")
-    o.check_outputs(out)
+    if features_out is not None and features_layer is None:
+        raise UsageError("--features-out needs --features-layer")
+    if features_layer is not None:
+        from sc_eval.features import default_features_path
+
+        features_out = features_out or Path(default_features_path(out))
+    o.check_outputs(out, features_out)
     main = int(os.environ.get("RANK", "0") or 0) == 0
     spec = o.model_spec(arch, arch_kwargs, num_classes, state_dict_key, trust_pickle)
     transform = o.image_transform(image_size, resize_size, mean, std, interpolation)
     options = o.infer_options(
         batch_size, device, amp, channels_last, compile_model, workers, progress
     )
+    if features_layer is not None:
+        from sc_eval.models import is_predictions_file
+
+        if is_predictions_file(checkpoint):
+            raise UsageError(
+                f"{checkpoint} is a predictions file; --features-layer needs a model checkpoint"
+            )
     if _copy_predictions(checkpoint, out, write=main):
         return
     from sc_eval.infer import infer as run
 
-    result = run(checkpoint, data, out=out, spec=spec, transform=transform, options=options)
+    result = run(
+        checkpoint,
+        data,
+        out=out,
+        spec=spec,
+        transform=transform,
+        options=options,
+        features_layer=features_layer,
+        features_out=features_out,
+    )
     if result is not None and main:
         n, c = result.logits.shape
         typer.echo(
@@ -89,6 +128,10 @@ def infer(
             "data-loader start-up)",
             err=True,
         )
+        if features_out is not None:
+            typer.echo(
+                f"sc-eval: wrote {features_out} (input of layer '{features_layer}')", err=True
+            )
 
 
 def _copy_predictions(source: Path, out: Path, *, write: bool) -> bool:
