@@ -16,7 +16,6 @@ under ``torchrun`` (the features are gathered in one process only).
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -83,10 +82,11 @@ def _hookable(loaded: LoadedModel) -> Any:
         )
     if loaded.kind != "export":
         return loaded.module
-    from sc_eval.models import _forced_weights_only
+    from sc_eval.models import check_pt2_archive, forced_weights_only
+    from sc_eval.quiet import quiet
 
-    with _forced_weights_only(True), warnings.catch_warnings():  # checked by load_model
-        warnings.simplefilter("ignore")
+    check_pt2_archive(loaded.path)  # read again: check again what is read
+    with forced_weights_only(True), quiet():
         program = torch.export.load(loaded.path)
         return torch.export.unflatten(program)
 

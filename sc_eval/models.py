@@ -266,7 +266,7 @@ def _load_export(path: Path, spec: ModelSpec) -> LoadedModel:
     if not spec.trust_pickle:
         check_pt2_archive(path)
     try:
-        with _forced_weights_only(not spec.trust_pickle), quiet():
+        with forced_weights_only(not spec.trust_pickle), quiet():
             program = torch.export.load(str(path))
             module = program.module()
     except InputError:
@@ -842,7 +842,7 @@ def _check_program_json(program: Any, member: str, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _forced_weights_only(enabled: bool) -> Iterator[None]:
+def forced_weights_only(enabled: bool) -> Iterator[None]:
     """Make every ``torch.load`` inside (even ``weights_only=False`` ones) weights-only."""
     if not enabled:
         yield
