@@ -391,11 +391,46 @@ def run_demo(
         preds, features=feats, tune_split=cfg.tune_split, n_boot=n_boot, seed=cfg.seed
     )
     seconds["diagnose"] = time.perf_counter() - t0
+    picture = plot_demo(comparison, out_dir / PLOT_FILE)
+    if picture is not None:
+        files["risk_coverage_plot"] = picture
     seconds["total"] = time.perf_counter() - start
     summary = summarise(comparison)
     return DemoResult(
         cfg, out_dir, files, comparison, summary, conclusions(summary, cfg=cfg), seconds, diagnosis
     )
+
+
+#: The demo's picture: risk–coverage curves of CE·MSP, LS·MSP and LS·p-norm with the oracles.
+PLOT_FILE = "risk-coverage.png"
+
+
+def plot_demo(comparison: Comparison, path: Path) -> Path | None:
+    """Draw the demo's point in one picture (None when matplotlib is not installed):
+    CE's MSP, LS's MSP (worse ranking) and LS's tuned max-logit p-norm (the repair),
+    with each model's oracle."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from sc_eval.plot import Curve, _label, plot_curves
+
+    ce, ls = comparison.samples
+    ls_params = comparison.evaluations[1].scores["maxlogit-pnorm"].params
+    curves = [
+        Curve("CE · MSP", ce.keys["msp"], ce.errors, "C0"),
+        Curve("LS · MSP", ls.keys["msp"], ls.errors, "C3"),
+        Curve(
+            f"LS · {_label('maxlogit-pnorm', ls_params)}",
+            ls.keys["maxlogit-pnorm"],
+            ls.errors,
+            "C2",
+        ),  # fmt: skip
+        Curve("oracle · CE", None, ce.errors, "black", "--"),
+        Curve("oracle · LS", None, ls.errors, "black", ":"),
+    ]
+    title = "label smoothing hurts MSP's ranking of errors; max-logit p-norm repairs it"
+    return plot_curves(curves, path, title=title)
 
 
 def summarise(comparison: Comparison) -> DemoSummary:

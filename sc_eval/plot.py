@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sc_eval.errors import UsageError
 from sc_eval.metrics import OracleCurves
 from sc_eval.pipeline import ScoredSamples
 
-__all__ = ["PLOT_FORMATS", "check_plot_path", "plot_risk_coverage"]
+__all__ = ["PLOT_FORMATS", "Curve", "check_plot_path", "plot_curves", "plot_risk_coverage"]
 
 PLOT_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
 #: Curves drawn when the caller names no scores and there would be more than
@@ -147,13 +148,6 @@ def plot_risk_coverage(
     UsageError
         Unknown suffix or matplotlib missing (``pip install 'sc-eval[plot]'``).
     """
-    fmt = check_plot_path(path)
-    from matplotlib.figure import Figure
-
-    from sc_eval.outputs import atomic_output
-
-    fig = Figure(figsize=(12, 4.8), layout="constrained")
-    ax_risk, ax_gen = fig.subplots(1, 2)
     available = [s for _, samples in series for s in samples.keys]
     names, subset = (
         (list(scores), False) if scores is not None else choose_scores(available, len(series))
@@ -167,21 +161,66 @@ def plot_risk_coverage(
             stacklevel=2,
         )
     colour = {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(names))}
+    curves: list[Curve] = []
     for m, (model, samples) in enumerate(series):
         style = MODEL_STYLES[m % len(MODEL_STYLES)]
         model_params = params[m] if params is not None else {}
         for name in names:
             if name not in samples.keys:
                 continue
-            curve = RiskCoverage(sort_scores(samples.keys[name], samples.errors).blocks())
             text = _label(name, model_params.get(name))
-            label = f"{model} · {text}" if len(series) > 1 else text
             fallback = bool((model_params.get(name) or {}).get("msp_fallback"))
-            look = {"lw": 4.5, "alpha": 0.3, "zorder": 1} if fallback else {"lw": 1.4}
-            _draw(ax_risk, ax_gen, curve, color=colour[name], ls=style, label=label, **look)
-        oracle = OracleCurves(samples.n, float(np.count_nonzero(samples.errors))).tied
+            curves.append(
+                Curve(
+                    f"{model} · {text}" if len(series) > 1 else text,
+                    samples.keys[name],
+                    samples.errors,
+                    colour[name],
+                    style,
+                    faint=fallback,
+                )
+            )
         label = f"oracle · {model}" if len(series) > 1 else "oracle"
-        _draw(ax_risk, ax_gen, oracle, color="black", ls=style, lw=0.9, label=label)
+        curves.append(Curve(label, None, samples.errors, "black", style))
+    return plot_curves(curves, path, title=title, announce=announce)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of a risk–coverage figure: a score's keys and the errors they rank
+    (``keys`` None: the oracle, every error rejected first)."""
+
+    label: str
+    keys: np.ndarray | None
+    errors: np.ndarray
+    colour: str
+    style: Any = "-"
+    faint: bool = False  #: drawn as a wide pale band (a curve equal to another)
+
+
+def plot_curves(
+    curves: Sequence[Curve],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    announce: bool = False,
+) -> Path:
+    """Draw the risk–coverage and generalised-risk panels of ``curves`` to a file."""
+    fmt = check_plot_path(path)
+    from matplotlib.figure import Figure
+
+    from sc_eval.outputs import atomic_output
+
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    ax_risk, ax_gen = fig.subplots(1, 2)
+    for c in curves:
+        if c.keys is None:
+            curve = OracleCurves(c.errors.shape[0], float(np.count_nonzero(c.errors))).tied
+            look: dict[str, Any] = {"lw": 0.9}
+        else:
+            curve = RiskCoverage(sort_scores(c.keys, c.errors).blocks())
+            look = {"lw": 4.5, "alpha": 0.3, "zorder": 1} if c.faint else {"lw": 1.4}
+        _draw(ax_risk, ax_gen, curve, color=c.colour, ls=c.style, label=c.label, **look)
     ax_risk.set(xlabel="coverage", ylabel="selective risk (%)", title="risk–coverage", xlim=(0, 1))
     ax_gen.set(
         xlabel="coverage",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,26 @@ def test_cli_demo(tmp_path):
         assert start in r.stdout, start
     assert (out / "ce.pt2").is_file() and (out / "test.safetensors").is_file()
     assert (out / "ls.features.safetensors").is_file()
+    pytest.importorskip("matplotlib")
+    picture = out / "risk-coverage.png"
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"Picture: {picture}" in " ".join(r.stdout.split())
+
+
+def test_demo_without_matplotlib_says_how_to_get_the_picture(monkeypatch):
+    import builtins
+
+    from sc_eval.demo import plot_demo
+
+    real = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert plot_demo(None, Path("never.png")) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

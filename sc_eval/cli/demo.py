@@ -106,6 +106,13 @@ def demo(
             for line in result.diagnosis.lines:
                 console.print(escape(line))
             console.print()
+        if "risk_coverage_plot" not in files:
+            console.print(
+                "[dim]For a picture of the risk–coverage curves (risk-coverage.png), install "
+                "matplotlib: pip install 'sc-eval[plot]'[/dim]"
+            )
+        else:
+            console.print(f"Picture: {escape(str(files['risk_coverage_plot']))}")
         s = result.seconds
         console.print(
             f"[dim]Wrote {escape(str(result.out))}/: "
