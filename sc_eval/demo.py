@@ -425,7 +425,7 @@ def plot_demo(comparison: Comparison, path: Path) -> Path | None:
             ls.keys["maxlogit-pnorm"],
             ls.errors,
             "C2",
-        ),  # fmt: skip
+        ),
         Curve("oracle · CE", None, ce.errors, "black", "--"),
         Curve("oracle · LS", None, ls.errors, "black", ":"),
     ]
