@@ -13,8 +13,8 @@ Tuning split
 
 Criteria (by each score's ``Score.tuning`` in the registry)
     ``"aurc"`` — grid search minimising the tie-aware AURC (``mean``
-    convention) on the tuning split: ``p ∈ {0, …, 9}`` (``p = 0`` is no
-    normalisation) and, for temperatures, 13 values ``T = s · 2^k``,
+    convention) on the tuning split: ``p ∈ {0, …, 9}`` (``p = 0`` is centred,
+    not normalised) and, for temperatures, 13 values ``T = s · 2^k``,
     ``k = -6..6``, with ``s`` the median gap between the top (normalised) logit
     and the row mean. A score that accepts the ``msp_fallback`` flag
     (``maxlogit-pnorm``) falls back to MSP when MSP has a strictly lower AURC
