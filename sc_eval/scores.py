@@ -95,7 +95,7 @@ class RowStats:
         # float16 has no fast sort; float32 holds it exactly
         srt = np.sort(raw.astype(np.float32) if raw.dtype == np.float16 else raw, axis=1)
         #: The row in ascending order (the canonical order of its multiset).
-        self.sorted = srt
+        self.ascending = srt
         if logits is not None:
             self.top_value = srt[:, -1].astype(np.float64)
             # float32 - float64 is computed in float64: exact differences of the stored logits
@@ -119,7 +119,7 @@ class RowStats:
         probabilities the stored ratio itself, so equal ratios stay equal)."""
         if self.is_logits:
             return np.exp(self.logr)
-        p = self.sorted
+        p = self.ascending
         return np.divide(p[:, :-1], p[:, -1:], dtype=np.float64)
 
     @cached_property
