@@ -61,6 +61,8 @@ class RowStats:
     logits : ndarray, shape (n, C), optional
     probs : ndarray, shape (n, C), optional
         Exactly one of the two.
+    ascending : bool
+        The rows are already sorted in ascending order (skips the sort).
 
     Notes
     -----
@@ -80,7 +82,13 @@ class RowStats:
 
     TINY = 1e-250
 
-    def __init__(self, *, logits: np.ndarray | None = None, probs: np.ndarray | None = None):
+    def __init__(
+        self,
+        *,
+        logits: np.ndarray | None = None,
+        probs: np.ndarray | None = None,
+        ascending: bool = False,
+    ):
         if (logits is None) == (probs is None):
             raise ValueError("RowStats needs exactly one of logits or probs")
         self.is_logits = logits is not None
@@ -92,8 +100,10 @@ class RowStats:
         self.num_classes = raw.shape[1]
         #: The predicted class: the first largest entry.
         self.top = np.argmax(raw, axis=1)
-        # float16 has no fast sort; float32 holds it exactly
-        srt = np.sort(raw.astype(np.float32) if raw.dtype == np.float16 else raw, axis=1)
+        if ascending:  # the caller built the rows in ascending order
+            srt = raw
+        else:  # float16 has no fast sort; float32 holds it exactly
+            srt = np.sort(raw.astype(np.float32) if raw.dtype == np.float16 else raw, axis=1)
         #: The row in ascending order (the canonical order of its multiset).
         self.ascending = srt
         if logits is not None:
@@ -422,27 +432,28 @@ def _maxlogit_2norm(s: RowStats) -> np.ndarray:
     return v
 
 
-def _msp_of(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _msp(RowStats(logits=z), {})
+def _msp_of_ascending(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MSP of rows already in ascending order."""
+    return _msp(RowStats(logits=z, ascending=True), {})
 
 
 def _msp_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
     p, t = params["p"], float(params["T"])
     if p == 0:  # MSP of (z - mu) / T is MSP of (z - z_top) / T: shift-invariant
-        return _msp_of(_with_top(s.logr / t, 0.0))
+        return _msp_of_ascending(_with_top(s.logr / t, 0.0))
     if s.num_classes == 2:
         half = np.where(s.d2 < 0, _two_class_pnorm(p) / t, 0.0)
-        return _msp_of(np.stack([-half, half], axis=1))
+        return _msp_of_ascending(np.stack([-half, half], axis=1))
     # z_hat_j - z_hat_top = -((d_top - d_j)^p / ||d||_p^p)^(1/p) / T
     d = _Centred.of(s)
     gap = s.logr * -d.factor[:, None]
     gaps = _root(_ratio(_pow_abs(gap, p), d.norm_p(p)[:, None]), p)
-    return _msp_of(_with_top(-gaps / t, 0.0))
+    return _msp_of_ascending(_with_top(-gaps / t, 0.0))
 
 
 def _msp_ts(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
     # MSP of z / T computed from (z - z_top) / T: the same softmax, shift-exact
-    return _msp_of(_with_top(s.logr / float(params["T"]), 0.0))
+    return _msp_of_ascending(_with_top(s.logr / float(params["T"]), 0.0))
 
 
 # --------------------------------------------------------------------------- registry
