@@ -69,6 +69,16 @@ def quantised_rows(draw, *, max_c: int = 300, max_n: int = 6):
     return bf16(x)
 
 
+@st.composite
+def raw_rows(draw, *, max_c: int = 300, max_n: int = 6):
+    """Unquantised fp32/fp64 rows, with a wide spread of logit scales."""
+    c = draw(st.integers(2, max_c))
+    n = draw(st.integers(1, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([1e-3, 1.0, 30.0, 1e4]))
+    return (rng.normal(size=(n, c)) * scale).astype(draw(st.sampled_from([np.float32, np.float64])))
+
+
 def permuted(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.take_along_axis(
         z, rng.permuted(np.tile(np.arange(z.shape[1]), (len(z), 1)), axis=1), 1
@@ -77,7 +87,7 @@ def permuted(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------- class order
 @pytest.mark.parametrize("name, params", CASES, ids=IDS)
-@given(z=quantised_rows(), seed=st.integers(0, 2**32 - 1))
+@given(z=st.one_of(quantised_rows(), raw_rows()), seed=st.integers(0, 2**32 - 1))
 def test_keys_are_bit_identical_for_any_class_order(name, params, z, seed):
     a = keys(name, z, params)
     b = keys(name, permuted(z, np.random.default_rng(seed)), params)
