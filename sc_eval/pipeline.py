@@ -59,7 +59,7 @@ DEFAULT_COVERAGES: tuple[float, ...] = (1.0, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5)
 DEFAULT_RISKS: tuple[float, ...] = (0.01, 0.05)
 RESULT_SCHEMA = "sc-eval/result"
 RESULT_VERSION = 1
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class ScEvalWarning(UserWarning):
@@ -138,7 +138,8 @@ def available_memory() -> int | None:
 
 
 def default_chunk_size(num_classes: int, *, workers: int = 1) -> int:
-    """Rows per chunk: one float64 working copy of about 32 MiB, smaller when memory is short.
+    """Rows per chunk: one float64 working copy of about 4 MiB (cache-sized), smaller when memory
+    is short.
 
     All ``workers`` chunks in flight, with their :data:`WORKING_COPIES` temporaries,
     stay within a quarter of the available memory.

@@ -7,6 +7,14 @@ gives an MSP of exactly 1.0 for many confident samples, which would create
 false ties; the MSP key is ``-log sum_{j != top} exp(z_j - z_top)`` computed in
 float64 (and similar log-space keys for margin, gini and entropy).
 
+Equal confidences are exact ties (SPEC §2, "Score precision"): every key is a
+function of the row's multiset of values. :class:`RowStats` sorts each row
+before any row reduction, so a row in another class order gets bit-identical
+keys; the shift-invariant scores use only ``z_j - z_top`` (exact for fp32 and
+smaller logits), so exactly shifted rows tie; and the p-norm scores are the
+p-th root of a ratio that is exact for quantised logits (:class:`_Centred`),
+which keeps their identities (``p = 1`` with one logit above the mean is ½).
+
 Scores declare whether they need logits (``needs_logits``) or also accept
 probabilities; input files declare which they hold, nothing is guessed.
 
@@ -53,43 +61,62 @@ class RowStats:
     logits : ndarray, shape (n, C), optional
     probs : ndarray, shape (n, C), optional
         Exactly one of the two.
+    ascending : bool
+        The rows are already sorted in ascending order (skips the sort).
 
     Notes
     -----
-    Everything derives from ``logr[i, j] = log(p_ij / p_i,top)`` for the
-    non-top classes (the top entry is stored as ``-inf``), so logits and
-    probabilities share one code path. With ``e = exp(logr)`` (0 at the top),
+    Each row is sorted first, so everything below is a function of the row's
+    *multiset* of values: a row in another class order gives bit-identical
+    statistics (the reductions run over the same sequence). Everything derives
+    from ``logr[i, j] = log(p_ij / p_i,top)`` for the ``C - 1`` non-top entries
+    in ascending order (``z_j - z_top`` for logits, exact in float64 for
+    float32 and smaller inputs; a row shifted by a constant whose differences
+    ``z_j - z_top`` are exact gives the same ``logr``). With ``e = p_j / p_top``,
     ``S = sum_j e_j = (1 - p_top) / p_top`` and ``Q = sum_j e_j^2``; MSP, margin,
     gini, entropy, energy (T = 1) and the calibration terms all follow from
-    ``S``, ``Q`` and one more row reduction, so the ``[n, C]`` matrix is
+    ``S``, ``Q`` and one more row reduction, so the ``[n, C - 1]`` matrix is
     exponentiated once. Rows where ``S`` underflows (a runner-up more than ~575
     nats below the top) are recomputed in log space, so keys never saturate.
     """
 
     TINY = 1e-250
 
-    def __init__(self, *, logits: np.ndarray | None = None, probs: np.ndarray | None = None):
+    def __init__(
+        self,
+        *,
+        logits: np.ndarray | None = None,
+        probs: np.ndarray | None = None,
+        ascending: bool = False,
+    ):
         if (logits is None) == (probs is None):
             raise ValueError("RowStats needs exactly one of logits or probs")
         self.is_logits = logits is not None
         raw = np.asarray(logits if logits is not None else probs)
+        if raw.dtype not in (np.float16, np.float32, np.float64):
+            raw = raw.astype(np.float64)
         self._raw = raw
         self._rows = np.arange(raw.shape[0])
+        self.num_classes = raw.shape[1]
+        #: The predicted class: the first largest entry.
         self.top = np.argmax(raw, axis=1)
+        if ascending:  # the caller built the rows in ascending order
+            srt = raw
+        else:  # float16 has no fast sort; float32 holds it exactly
+            srt = np.sort(raw.astype(np.float32) if raw.dtype == np.float16 else raw, axis=1)
+        #: The row in ascending order (the canonical order of its multiset).
+        self.ascending = srt
         if logits is not None:
-            self.top_value = raw[self._rows, self.top].astype(np.float64)
+            self.top_value = srt[:, -1].astype(np.float64)
             # float32 - float64 is computed in float64: exact differences of the stored logits
-            self.logr = np.subtract(raw, self.top_value[:, None], dtype=np.float64)
+            self.logr = np.subtract(srt[:, :-1], self.top_value[:, None], dtype=np.float64)
         else:
             with np.errstate(divide="ignore"):
-                logp = np.log(raw.astype(np.float64))
-            self.top_value = logp[self._rows, self.top]
-            self.logr = logp - self.top_value[:, None]
-        # logr is 0 at the top class; the runner-up is the max with the top masked out
-        self.logr[self._rows, self.top] = -np.inf
+                logp = np.log(srt.astype(np.float64))
+            self.top_value = logp[:, -1].copy()
+            self.logr = logp[:, :-1] - self.top_value[:, None]
         #: ``log(p_2 / p_1)``: the runner-up's log-ratio, exact for logits.
-        self.d2 = np.max(self.logr, axis=1)
-        self.logr[self._rows, self.top] = 0.0
+        self.d2 = self.logr[:, -1] if self.num_classes > 1 else np.full(raw.shape[0], -np.inf)
 
     @cached_property
     def row_sum(self) -> np.ndarray:
@@ -97,16 +124,13 @@ class RowStats:
         return self.logr.sum(axis=1)
 
     @cached_property
-    def z(self) -> np.ndarray | None:
-        """The logits in float64 (None for probabilities)."""
-        return np.asarray(self._raw, dtype=np.float64) if self.is_logits else None
-
-    @cached_property
     def e(self) -> np.ndarray:
-        """``p_j / p_top`` for the non-top classes (0 at the top)."""
-        e = np.exp(self.logr)
-        e[self._rows, self.top] = 0.0
-        return e
+        """``p_j / p_top`` for the non-top classes, ascending (``exp(logr)``; for
+        probabilities the stored ratio itself, so equal ratios stay equal)."""
+        if self.is_logits:
+            return np.exp(self.logr)
+        p = self.ascending
+        return np.divide(p[:, :-1], p[:, -1:], dtype=np.float64)
 
     @cached_property
     def _sums(self) -> tuple[np.ndarray, np.ndarray]:
@@ -136,10 +160,8 @@ class RowStats:
         if t.size:
             d2 = self.d2[t]
             finite = np.isfinite(d2)
-            others = self.logr[t]
-            others[np.arange(t.size), self.top[t]] = -np.inf
             with np.errstate(invalid="ignore"):
-                scaled = np.exp(others - np.where(finite, d2, 0.0)[:, None]).sum(axis=1)
+                scaled = np.exp(self.logr[t] - np.where(finite, d2, 0.0)[:, None]).sum(axis=1)
             with np.errstate(divide="ignore"):
                 out[t] = np.where(finite, d2 + np.log(scaled), -np.inf)
         return out
@@ -155,7 +177,11 @@ class RowStats:
 
     def log_p(self, cls: np.ndarray) -> np.ndarray:
         """``log p_{i, cls_i}`` for one class per row."""
-        return self.logr[self._rows, cls] - self.log1p_s
+        v = self._raw[self._rows, cls].astype(np.float64)
+        if not self.is_logits:
+            with np.errstate(divide="ignore"):
+                v = np.log(v)
+        return (v - self.top_value) - self.log1p_s
 
     def sum_p_squared(self) -> np.ndarray:
         """``sum_j p_j^2 = (1 + Q) / (1 + S)^2``."""
@@ -182,9 +208,16 @@ def _logit_margin(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _margin(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    # p1 - p2 = (1 - e^{d2}) / (1 + S); key = -log(1 - (p1 - p2)) = log(1+S) - log(S + e^{d2})
-    key = s.log1p_s - np.logaddexp(s.log_s, s.d2)
+    # p1 - p2 = (1 - e^{d2}) / (1 + S); key = -log(1 - (p1 - p2)), from the margin itself
+    # while it is at most 1/2 (exactly 0 for a tied top-2, positive otherwise), else in
+    # log space: log(1+S) - log(S + e^{d2}), which never saturates
     value = -np.expm1(s.d2) * s.p_top
+    with np.errstate(divide="ignore"):
+        key = np.where(
+            value <= 0.5,
+            -np.log1p(-np.minimum(value, 0.5)),
+            s.log1p_s - np.logaddexp(s.log_s, s.d2),
+        )
     return key, value
 
 
@@ -228,41 +261,92 @@ def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
 
 def _energy(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
     t = float(params["T"])
-    # at T = 1, logsumexp(z) = z_top + log(1 + S) is already known
+    # T logsumexp(z / T) = z_top + T log(1 + sum_{j != top} exp((z_j - z_top) / T));
+    # at T = 1 the sum is S, already known
     if t == 1.0:
-        return s.top_value + s.log1p_s, s.top_value + s.log1p_s
-    assert s.z is not None
-    v = t * _logsumexp_rows(s.z / t)
+        v = s.top_value + s.log1p_s
+    else:
+        v = s.top_value + t * np.log1p(np.exp(s.logr / t).sum(axis=1))
     return v, v
 
 
-def _row_pnorm_fast(c: np.ndarray, p: float) -> np.ndarray:
-    if math.isinf(p):  # the max-norm, the limit p -> inf
-        return np.abs(c).max(axis=1)
-    if p == 2:
-        return np.sqrt(np.einsum("ij,ij->i", c, c))
-    a = np.abs(c)
-    if p == 1:
-        return a.sum(axis=1)
-    if float(p).is_integer() and 2 < p <= 16:
-        acc = a.copy()
-        for _ in range(int(p) - 1):
+def _with_top(rest: np.ndarray, top: np.ndarray | float) -> np.ndarray:
+    """Rows ``[rest..., top]``: an ascending row rebuilt from its non-top entries."""
+    out = np.empty((rest.shape[0], rest.shape[1] + 1))
+    out[:, :-1] = rest
+    out[:, -1] = top
+    return out
+
+
+def _pow_abs(a: np.ndarray, p: float) -> np.ndarray:
+    """``|a|^p`` elementwise; integer ``p`` by repeated multiplication, so powers of
+    exactly representable small values stay exact and scale exactly by powers of two."""
+    a = np.abs(a)
+    if p == 1 or math.isinf(p):  # p = inf: the norm is a max, the ratio linear
+        return a
+    if float(p).is_integer() and 2 <= p <= 16:
+        acc = a * a
+        for _ in range(int(p) - 2):
             acc *= a
-        return acc.sum(axis=1) ** (1.0 / p)
-    return (a**p).sum(axis=1) ** (1.0 / p)
+        return acc
+    return a**p
 
 
-def _row_pnorm(c: np.ndarray, p: float) -> np.ndarray:
-    """``||c_i||_p`` of each row; rows whose powers over- or underflow are rescaled."""
-    with np.errstate(over="ignore", under="ignore"):
-        norm = _row_pnorm_fast(c, p)
-    redo = np.flatnonzero(~np.isfinite(norm) | (norm < 1e-280))
-    if redo.size:
-        sub = c[redo]
-        scale = np.max(np.abs(sub), axis=1)
-        safe = np.where(scale > 0, scale, 1.0)
-        norm[redo] = scale * _row_pnorm_fast(sub / safe[:, None], p)
-    return norm
+def _root(r: np.ndarray, p: float) -> np.ndarray:
+    """``r^(1/p)`` (square roots for ``p`` = 2 and 4, correctly rounded)."""
+    if p == 1 or math.isinf(p):
+        return r
+    if p == 2:
+        return np.sqrt(r)
+    if p == 4:
+        return np.sqrt(np.sqrt(r))
+    return r ** (1.0 / p)
+
+
+@dataclass(frozen=True)
+class _Centred:
+    """A row centred on its mean, in the form the p-norm scores need exactly.
+
+    ``d = C (z - mu) / 2^E = (C (z - z_top) - t) / 2^E`` with ``t = sum_j (z_j - z_top)``
+    and ``2^E`` a power of two above ``max |d|``: ``top = d_top = -t / 2^E`` and
+    ``rest`` the non-top entries, ascending. ``C`` and ``2^E`` cancel in every
+    p-norm ratio and both scalings are exact, so a tie in exact arithmetic (a
+    shift, a power-of-two scale, an equal rational ratio) stays a tie whenever
+    ``t`` and the powers are exact (quantised or low-precision logits).
+    """
+
+    top: np.ndarray
+    rest: np.ndarray
+    #: ``C / 2^E``: ``d_top - d_j = -factor * (z_j - z_top)``
+    factor: np.ndarray
+
+    @classmethod
+    def of(cls, s: RowStats, index: np.ndarray | None = None) -> _Centred:
+        """The centred rows of ``s`` (rows ``index`` only when given)."""
+        c, t, logr = s.num_classes, s.row_sum, s.logr
+        if index is not None:
+            t, logr = t[index], logr[index]
+        span = np.maximum(-t, t - c * logr[:, 0])  # >= max_j |C logr_j - t|
+        scale = np.ldexp(1.0, -np.frexp(span)[1])
+        factor = c * scale
+        rest = np.multiply(logr, factor[:, None])
+        np.subtract(rest, (t * scale)[:, None], out=rest)
+        return cls(top=-t * scale, rest=rest, factor=factor)
+
+    def norm_p(self, p: float) -> np.ndarray:
+        """``||d||_p^p`` (``||d||_1 = 2 sum d^+`` since ``sum d = 0``; max for p = inf)."""
+        if math.isinf(p):
+            return np.maximum(self.top, -self.rest[:, 0])
+        if p == 1:
+            return 2 * (self.top + np.maximum(self.rest, 0.0).sum(axis=1))
+        if p == 2:
+            return self.top * self.top + np.einsum("ij,ij->i", self.rest, self.rest)
+        return _pow_abs(self.top, p) + _pow_abs(self.rest, p).sum(axis=1)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den`` is 0 (constant rows)."""
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
 
 def _two_class_pnorm(p: float) -> float:
@@ -270,20 +354,32 @@ def _two_class_pnorm(p: float) -> float:
     return 1.0 if math.isinf(p) else float(2.0 ** (-1.0 / p))
 
 
+def _row_pnorm(c: np.ndarray, p: float) -> np.ndarray:
+    """``||c_i||_p`` of each row, rescaled by a power of two against over- and underflow."""
+    a = np.abs(c)
+    top = a.max(axis=1)
+    if math.isinf(p):
+        return top
+    scale = np.ldexp(1.0, -np.frexp(top)[1])
+    return _root(_pow_abs(a * scale[:, None], p).sum(axis=1), p) / scale
+
+
 def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
     """Centre each row and divide it by its p-norm: ``(z - mean(z)) / ||z - mean(z)||_p``.
 
-    ``p = 0`` means no normalisation and returns ``z`` unchanged. Rows whose
-    centred norm is 0 (all logits equal) map to zeros.
+    ``p = 0`` means centred but not normalised: ``z - mean(z)`` (Cattelan & Silva).
+    Rows whose centred norm is 0 (all logits equal) map to zeros.
 
     Examples
     --------
     >>> pnorm_normalise(np.array([[1.0, 3.0]]), 2).round(4).tolist()
     [[-0.7071, 0.7071]]
+    >>> pnorm_normalise(np.array([[1.0, 3.0]]), 0).tolist()
+    [[-1.0, 1.0]]
     """
-    if p == 0:
-        return z
     c = z - z.mean(axis=1, keepdims=True)
+    if p == 0:
+        return c
     if z.shape[1] == 2:  # exact: every non-degenerate row is (+-2^(-1/p), -+2^(-1/p))
         return np.sign(c) * _two_class_pnorm(p)
     norm = _row_pnorm(c, p)[:, None]
@@ -293,34 +389,71 @@ def pnorm_normalise(z: np.ndarray, p: float) -> np.ndarray:
 def _maxlogit_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
     if params.get(MSP_FALLBACK):
         return _msp(s, params)
-    # max_j (z_j - mu) / ||z - mu||_p = (z_top - mu) / ||z - mu||_p: one norm per row
+    # max_j (z_j - mu) / ||z - mu||_p = (z_top - mu) / ||z - mu||_p: one norm per row,
+    # computed as the p-th root of the ratio d_top^p / ||d||_p^p (see _Centred)
     p = params["p"]
-    if p == 0:
-        return s.top_value, s.top_value
-    if s.logr.shape[1] == 2:
+    if p == 0:  # centred, not normalised: z_top - mu = -t / C
+        v = -s.row_sum / s.num_classes
+        return v, v
+    if s.num_classes == 2:
         # two classes: the centred row is (d/2, -d/2), so the score is exactly
         # 2^(-1/p) (0 for equal logits); computing it would only rank rounding noise
         v = np.where(s.d2 < 0, _two_class_pnorm(p), 0.0)
         return v, v
-    # centre logr = z - z_top instead of z: same differences, and z_top - mean(z) = -mean(logr)
-    mu = s.row_sum / s.logr.shape[1]
-    norm = _row_pnorm(s.logr - mu[:, None], p)
-    v = np.where(norm > 0, -mu / np.where(norm > 0, norm, 1.0), 0.0)
+    if p == 2:
+        v = _maxlogit_2norm(s)
+    else:
+        d = _Centred.of(s)
+        v = _root(_ratio(_pow_abs(d.top, p), d.norm_p(p)), p)
     return v, v
 
 
-def _msp_of(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _msp(RowStats(logits=z), {})
+def _maxlogit_2norm(s: RowStats) -> np.ndarray:
+    """The p = 2 score without a centred copy of the rows.
+
+    With ``t = sum_j logr_j``, ``||C logr - t||_2^2 = C (C sum_j logr_j^2 - t^2)``, so the
+    score is ``sqrt(t^2 / (C (C sum logr^2 - t^2)))``: exact whenever the sums are
+    (quantised logits), as in :class:`_Centred`. The subtraction cancels
+    ``log2(1 + C mu^2 / ||z - mu||^2)`` bits (``mu`` relative to the top logit); rows
+    losing more than 6 (relative error above ~2^-46), or overflowing, take the
+    centred path instead.
+    """
+    c = s.num_classes
+    t = s.row_sum
+    sq = c * np.einsum("ij,ij->i", s.logr, s.logr)
+    t2 = t * t
+    with np.errstate(over="ignore", invalid="ignore"):
+        den = c * (sq - t2)
+        v = np.sqrt(_ratio(t2, den))
+        redo = np.flatnonzero(~(64 * den >= c * sq) | ~np.isfinite(den) | (den <= 0))
+    if redo.size:
+        d = _Centred.of(s, redo)
+        v[redo] = np.sqrt(_ratio(d.top * d.top, d.norm_p(2)))
+    return v
+
+
+def _msp_of_ascending(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MSP of rows already in ascending order."""
+    return _msp(RowStats(logits=z, ascending=True), {})
 
 
 def _msp_pnorm(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    assert s.z is not None
-    return _msp_of(pnorm_normalise(s.z, params["p"]) / float(params["T"]))
+    p, t = params["p"], float(params["T"])
+    if p == 0:  # MSP of (z - mu) / T is MSP of (z - z_top) / T: shift-invariant
+        return _msp_of_ascending(_with_top(s.logr / t, 0.0))
+    if s.num_classes == 2:
+        half = np.where(s.d2 < 0, _two_class_pnorm(p) / t, 0.0)
+        return _msp_of_ascending(np.stack([-half, half], axis=1))
+    # z_hat_j - z_hat_top = -((d_top - d_j)^p / ||d||_p^p)^(1/p) / T
+    d = _Centred.of(s)
+    gap = s.logr * -d.factor[:, None]
+    gaps = _root(_ratio(_pow_abs(gap, p), d.norm_p(p)[:, None]), p)
+    return _msp_of_ascending(_with_top(-gaps / t, 0.0))
 
 
 def _msp_ts(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    assert s.z is not None
-    return _msp_of(s.z / float(params["T"]))
+    # MSP of z / T computed from (z - z_top) / T: the same softmax, shift-exact
+    return _msp_of_ascending(_with_top(s.logr / float(params["T"]), 0.0))
 
 
 # --------------------------------------------------------------------------- registry
@@ -404,7 +537,7 @@ SCORES: dict[str, Score] = {
             "maxlogit-pnorm",
             _maxlogit_pnorm,
             True,
-            "max_j (z_j - mean z) / ||z - mean z||_p (p = 0: plain max logit)",
+            "max_j (z_j - mean z) / ||z - mean z||_p (p = 0: z_top - mean z)",
             {"p": 2.0},
             tuning="aurc",
             flags=(MSP_FALLBACK,),

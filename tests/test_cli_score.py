@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 from typer.testing import CliRunner
 
 from sc_eval import evaluate
@@ -223,13 +224,16 @@ def test_scores_and_pnorm_p(runner, workdir, fixed_preds):
     api = evaluate(z, y, scores=["maxlogit-pnorm"], params={"maxlogit-pnorm": {"p": 4}})
     got = scores["maxlogit-pnorm"]["metrics"]
     assert got["aurc"] == pytest.approx(api.scores["maxlogit-pnorm"].metrics["aurc"], rel=1e-12)
-    # p = 0 means no normalisation: plain maxlogit, which ranks differently here
+    # p = 0 means centred, not normalised: z_top - mean(z), which ranks differently here
     doc0 = run_json(
         runner, "preds.safetensors", "--scores", "maxlogit,maxlogit-pnorm", "--pnorm-p", "0"
     )
     s0 = doc0["results"][0]["scores"]
     assert s0["maxlogit-pnorm"]["params"] == {"p": 0.0}
-    assert s0["maxlogit-pnorm"]["metrics"] == s0["maxlogit"]["metrics"]
+    z64 = np.asarray(z, dtype=np.float64)
+    centred = (z64 - z64.mean(axis=1, keepdims=True)).max(axis=1)
+    want = ref.aurc(*ref.as_lists(centred, z.argmax(axis=1) != y))
+    assert s0["maxlogit-pnorm"]["metrics"]["aurc"] == pytest.approx(want, rel=1e-12)
     assert s0["maxlogit-pnorm"]["metrics"]["aurc"] != pytest.approx(got["aurc"], rel=1e-6)
 
 

@@ -455,7 +455,7 @@ def test_default_chunk_size_follows_available_memory(monkeypatch):
     import sc_eval.pipeline as pl
 
     monkeypatch.setattr(pl, "available_memory", lambda: 64 * 2**30)
-    assert pl.default_chunk_size(1000) == pl.CHUNK_BYTES // 8000  # plenty: the 32 MiB target
+    assert pl.default_chunk_size(1000) == pl.CHUNK_BYTES // 8000  # plenty: the CHUNK_BYTES target
     monkeypatch.setattr(pl, "available_memory", lambda: 96 * 2**20)
     small = pl.default_chunk_size(1000, workers=2)
     assert small == 96 * 2**20 // (4 * pl.WORKING_COPIES * 2) // 8000
