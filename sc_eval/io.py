@@ -265,7 +265,14 @@ def _read_safetensors(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
         if st_dtype not in _ST_BITS:
             raise InputError(f"unknown safetensors dtype {st_dtype!r}", path=path, field=str(name))
         bits = math.prod(shape) * _ST_BITS[st_dtype]  # a Python int: cannot overflow
-        if not _possible_shape(shape) or bits % 8 or (end < begin or end - begin != bits // 8):
+        # sub-byte dtypes (F4, F6) must fill whole bytes along the last dimension
+        ragged = bool(shape) and shape[-1] * _ST_BITS[st_dtype] % 8 != 0
+        if (
+            not _possible_shape(shape)
+            or bits % 8
+            or ragged
+            or (end < begin or end - begin != bits // 8)
+        ):
             raise InputError(
                 f"corrupt safetensors entry: shape {list(shape)} {st_dtype} does not match "
                 f"data_offsets [{begin}, {end}]",
