@@ -291,19 +291,23 @@ class _Layout:
         self.correct_above_wrong = n_correct[self.wrong_pos]
 
 
-def _prefix(counts: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _prefix(
+    counts: np.ndarray, take: np.ndarray, *, weights: bool = False
+) -> tuple[np.ndarray | None, np.ndarray]:
     """Row-wise exclusive prefix sums of ``counts[:, take[1:]]``, offset per row.
 
-    ``counts`` is (B, n + 1) with a zero last column and ``take[0] = n``, so the
-    gather itself puts a zero before every row. Returns the gathered weights
-    ``w`` (B, k + 1) and ``P`` with ``P[r, i] - P[r, 0] = sum_{j<i} w[r, j + 1]``
-    for ``i = 0..k``: one cumulative sum over the whole array, so a row is
-    offset by the total of the rows above it and ``P.reshape(-1)`` is
-    non-decreasing (one binary search serves every row, see :func:`_reach`).
+    ``counts`` is (B, n + 1) with a zero last column and ``take[0] = n``, so
+    the gather itself puts a zero before every row. Returns the gathered
+    weights ``w`` (B, k; None unless ``weights``) and ``P`` (B, k + 1) with
+    ``P[r, i] - P[r, 0] = sum_{j<i} w[r, j]``: one cumulative sum over the
+    whole array, so a row is offset by the total of the rows above it and
+    ``P.reshape(-1)`` is non-decreasing (one binary search serves every row,
+    see :func:`_reach`). The sums keep the dtype of ``counts``.
     """
-    w = np.take(counts, take, axis=1)
-    p = np.empty(w.shape, dtype=np.int64)
-    np.cumsum(w.reshape(-1), out=p.reshape(-1))
+    p = np.take(counts, take, axis=1)
+    w = p[:, 1:].copy() if weights else None
+    flat = p.reshape(-1)
+    np.cumsum(flat, out=flat)
     return w, p
 
 
@@ -360,15 +364,18 @@ class ResampledBlocks:
         """
         if counts.shape[1] == layout.n:
             counts = np.pad(counts, ((0, 0), (0, 1)))
-        _, pc = _prefix(counts, layout.correct_take)
-        ww, pw = _prefix(counts, layout.wrong_take)
-        ww = ww[:, 1:]
+        # int32 sums (faster: the arrays stay in cache) when the batch total fits
+        narrow = counts.size < 2**31 and int(counts.sum(dtype=np.int64)) < 2**31
+        counts = counts.astype(np.int32 if narrow else np.int64, copy=False)
+        pc = _prefix(counts, layout.correct_take)[1]
+        ww, pw = _prefix(counts, layout.wrong_take, weights=True)
+        assert ww is not None
         oc, ow = pc[:, :1], pw[:, :1]
-        E = pw[:, -1] - ow[:, 0]
-        N = pc[:, -1] - oc[:, 0] + E
+        E = (pw[:, -1] - ow[:, 0]).astype(np.int64)
+        N = (pc[:, -1] - oc[:, 0]).astype(np.int64) + E
         if layout.single:  # error block b is the b-th error alone
             e0 = pw[:, :-1] - ow
-            t = ww.astype(np.int64)
+            t = ww
         else:
             start_wrong = np.take(pw, layout.start_wrong, axis=1)
             e0 = start_wrong - ow
@@ -395,7 +402,8 @@ class ResampledBlocks:
     def _area(self, a: np.ndarray, m: np.ndarray, t: np.ndarray, pure: bool) -> np.ndarray:
         """``sum_b t_b (H_N - mean_{j<m_b} H_{a_b + j})``, shape (B,)."""
         h, g = _harmonic_tables(int(self.N.max()) if self.N.size else 0)
-        d = g[a + m] - g[a]  # sum_{j<m} H_{a+j}
+        start = a.astype(np.intp, copy=False)  # fancy indexing casts to intp anyway
+        d = g[np.add(start, m, dtype=np.intp)] - g[start]  # sum_{j<m} H_{a+j}
         if not pure:
             d *= t / np.maximum(m, 1)
         return self.E * h[self.N] - d.sum(axis=1)
@@ -432,8 +440,8 @@ class ResampledBlocks:
     @cached_property
     def _t_dots(self) -> tuple[np.ndarray, np.ndarray]:
         """``sum_b t_b a_b`` and ``sum_b t_b m_b`` (exact, int64)."""
-        ta = np.einsum("ij,ij->i", self.t, self.a)
-        tm = np.einsum("ij,ij->i", self.t, self.m)
+        ta = np.einsum("ij,ij->i", self.t, self.a, dtype=np.int64)
+        tm = np.einsum("ij,ij->i", self.t, self.m, dtype=np.int64)
         return ta, tm
 
     @cached_property
@@ -457,7 +465,7 @@ class ResampledBlocks:
         by ``r (max N + 1)``), for one binary search per row at once."""
         rows = np.arange(self.a.shape[0], dtype=np.int64)[:, None]
         offset = rows * (int(self.N.max()) + 1)
-        return (self.a + offset).reshape(-1), offset
+        return np.add(self.a, offset, dtype=np.int64).reshape(-1), offset
 
     def cum_errors_at(self, k: np.ndarray) -> np.ndarray:
         """``E[E_k]`` for integers ``1 <= k <= N``; ``k`` of shape (B, K)."""
@@ -478,7 +486,7 @@ class ResampledBlocks:
         lo = np.maximum(np.floor(k), 1).astype(np.int64)
         frac = k - lo
         hi = np.minimum(lo + 1, self.N)
-        e = self.cum_errors_at(np.stack([lo, hi], axis=1))
+        e = self.cum_errors_at(np.column_stack((lo, hi)))
         r_lo = e[:, 0] / lo
         r_hi = e[:, 1] / hi
         return np.where((k <= 1.0) | (frac == 0.0), r_lo, r_lo + frac * (r_hi - r_lo))

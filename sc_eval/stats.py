@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from sc_eval import progress as bars
 from sc_eval.curves import SortedScores, sort_scores
 from sc_eval.errors import UsageError
 from sc_eval.metrics import (
@@ -430,16 +431,18 @@ class PairedBootstrap:
         workers = min(_workers(), len(self.samples) * max(len(self.scores), 1) + 1)
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
         try:
-            counts = draw(bounds[1] - bounds[0])
-            for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-                tasks = self._tasks(counts, out[lo:hi])
-                following = bounds[c + 2] - hi if c + 2 < len(bounds) else 0
-                if following:  # draw the next chunk while this one is evaluated
-                    tasks.append(partial(draw, following))
-                results = _run(tasks, pool)
-                counts = results[-1] if following else counts
-                if progress is not None:
-                    progress(hi - lo)
+            with bars.task("bootstrap", n_boot, unit="resamples") as advance:
+                counts = draw(bounds[1] - bounds[0])
+                for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+                    tasks = self._tasks(counts, out[lo:hi])
+                    following = bounds[c + 2] - hi if c + 2 < len(bounds) else 0
+                    if following:  # draw the next chunk while this one is evaluated
+                        tasks.append(partial(draw, following))
+                    results = _run(tasks, pool)
+                    counts = results[-1] if following else counts
+                    advance(hi - lo)
+                    if progress is not None:
+                        progress(hi - lo)
         finally:
             if pool is not None:
                 pool.shutdown()
