@@ -636,18 +636,32 @@ class ModelMetric:
         return self.fn(stats, weights)
 
 
+def _mean_metric(
+    name: str,
+    higher_is_better: bool,
+    percent: bool,
+    unit: str,
+    description: str,
+    of: Callable[[SampleStats], np.ndarray],
+    *,
+    sign: float = 1.0,
+) -> ModelMetric:
+    """A model metric that is the (weighted) mean of a per-sample quantity, times ``sign``."""
+    return ModelMetric(
+        name,
+        higher_is_better,
+        percent,
+        unit,
+        description,
+        lambda s, w: sign * _wmean(of(s), w),
+        lambda s, w: sign * _wmean_batch(of(s), w),
+    )
+
+
 MODEL_METRICS: dict[str, ModelMetric] = {
     m.name: m
     for m in (
-        ModelMetric(
-            "acc",
-            True,
-            True,
-            "fraction",
-            "top-1 accuracy",
-            lambda s, w: _wmean(s.correct, w),
-            lambda s, w: _wmean_batch(s.correct, w),
-        ),
+        _mean_metric("acc", True, True, "fraction", "top-1 accuracy", lambda s: s.correct),
         ModelMetric(
             "ece",
             False,
@@ -657,23 +671,22 @@ MODEL_METRICS: dict[str, ModelMetric] = {
             _ece,
             _ece_batch,
         ),
-        ModelMetric(
+        _mean_metric(
             "nll",
             False,
             False,
             "nats",
             "mean negative log-likelihood of the true label",
-            lambda s, w: -_wmean(s.log_p_true, w),
-            lambda s, w: -_wmean_batch(s.log_p_true, w),
+            lambda s: s.log_p_true,
+            sign=-1.0,
         ),
-        ModelMetric(
+        _mean_metric(
             "brier",
             False,
             False,
             "sum of squares",
             "mean multi-class Brier score",
-            lambda s, w: _wmean(s.brier, w),
-            lambda s, w: _wmean_batch(s.brier, w),
+            lambda s: s.brier,
         ),
     )
 }

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["DELAY", "enabled", "task"]
+__all__ = ["DELAY", "enabled", "rich_progress", "task"]
 
 DELAY = 0.5
 """Seconds a step runs before its bar appears."""
@@ -50,40 +50,46 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
+def rich_progress(*, transient: bool) -> Any:
+    """A Rich ``Progress`` on stderr: description, bar, done/total, rate in the task's
+    ``unit`` per second, elapsed time and ETA (shared with ``sc-eval infer``)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            unit = task.fields.get("unit", "")
+            return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s")
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True, highlight=False),
+        transient=transient,
+        redirect_stdout=False,  # stdout carries results: never touch it
+    )
+
+
 class _Display:
     """One Rich progress display on stderr, started after ``delay`` seconds."""
 
     def __init__(self, delay: float):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-
-        class Rate(ProgressColumn):
-            def render(self, task: Any) -> Text:
-                speed = task.finished_speed or task.speed
-                unit = task.fields.get("unit", "")
-                return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s")
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            Rate(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True, highlight=False),
-            transient=True,
-            redirect_stdout=False,  # stdout carries results: never touch it
-        )
+        self.progress = rich_progress(transient=True)
         self._lock = threading.Lock()
         self._state = "waiting"
         self._timer = threading.Timer(delay, self._start)
