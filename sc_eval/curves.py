@@ -135,7 +135,10 @@ class SortedScores:
         ----------
         counts : ndarray of int, shape (B, n) or (B, n + 1)
             Per-sample multiplicities in the *original* sample order, one row
-            per resample; an extra last column of zeros saves a copy.
+            per resample; an extra last column of zeros saves a copy. int32
+            counts are summed in int32 (faster: the arrays stay in cache), so
+            their total over the batch must stay below 2^31; other integer
+            types are summed in int64.
         """
         return ResampledBlocks.from_counts(self.layout, counts)
 
@@ -364,9 +367,8 @@ class ResampledBlocks:
         """
         if counts.shape[1] == layout.n:
             counts = np.pad(counts, ((0, 0), (0, 1)))
-        # int32 sums (faster: the arrays stay in cache) when the batch total fits
-        narrow = counts.size < 2**31 and int(counts.sum(dtype=np.int64)) < 2**31
-        counts = counts.astype(np.int32 if narrow else np.int64, copy=False)
+        if counts.dtype != np.int32:  # int32 counts are summed in int32 (see resample)
+            counts = counts.astype(np.int64, copy=False)
         pc = _prefix(counts, layout.correct_take)[1]
         ww, pw = _prefix(counts, layout.wrong_take, weights=True)
         assert ww is not None

@@ -44,13 +44,14 @@ Geifman, Uziel & El-Yaniv (2019), ICLR â€” AURC. Traub et al. (2024), NeurIPS â€
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -236,6 +237,23 @@ def chunk_size(n: int, n_boot: int) -> int:
     return max(1, min(n_boot, CHUNK_ELEMENTS // max(n, 1)))
 
 
+@cache
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep 64 MiB of freed memory at the top of each heap (``M_TOP_PAD``).
+
+    Worker threads allocate from their own malloc arenas, which hand freed
+    chunk-sized arrays back to the kernel and fault them in again on the next
+    chunk: about 20 % extra (system) time with two threads. Keeping a pad
+    removes it; resident memory does not grow (the pad is only reserved).
+    Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def _workers() -> int:
     """Cores this process may use (numpy releases the GIL in the chunk kernels)."""
     try:
@@ -396,6 +414,8 @@ class PairedBootstrap:
         ndarray, shape (B, models, scores, metrics)
         """
         counts = np.pad(np.atleast_2d(counts), ((0, 0), (0, 1)))  # see SortedScores.resample
+        if int(counts.sum(dtype=np.int64)) < 2**31:
+            counts = counts.astype(np.int32)
         out = np.empty((counts.shape[0], len(self.samples), len(self.scores), len(self.metrics)))
         _run(self._tasks(counts, out), pool)
         return out
@@ -429,7 +449,10 @@ class PairedBootstrap:
             return counts
 
         workers = min(_workers(), len(self.samples) * max(len(self.scores), 1) + 1)
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        pool = None
+        if workers > 1:
+            _keep_freed_memory()
+            pool = ThreadPoolExecutor(workers)
         try:
             with bars.task("bootstrap", n_boot, unit="resamples") as advance:
                 counts = draw(bounds[1] - bounds[0])

@@ -116,6 +116,19 @@ def test_fast_path_equals_resorting_real_scores():
         _assert_fast_equals_resorted(scored.keys[name], scored.errors, seed=11)
 
 
+def test_resampled_blocks_do_not_depend_on_the_count_dtype():
+    """int32 counts are summed in int32, others in int64: same blocks either way."""
+    rng = np.random.default_rng(3)
+    err = rng.random(500) < 0.3
+    sorted_scores = sort_scores(np.round(rng.normal(size=500), 1), err)
+    counts = np.stack(list(bootstrap_counts(500, 6, seed=1)))
+    narrow, wide = (sorted_scores.resample(counts.astype(t)) for t in (np.int32, np.int64))
+    assert narrow.a.dtype == np.int32 and wide.a.dtype == np.int64
+    for name in ("N", "E", "a", "m", "t", "e0"):
+        np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name))
+    np.testing.assert_array_equal(narrow.risk_sum, wide.risk_sum)
+
+
 def test_every_metric_has_a_fast_path():
     """The registry entries carry their batch kernels (the bootstrap's fast path),
     which the tests above check against re-sorting."""
