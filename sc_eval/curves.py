@@ -383,7 +383,7 @@ class ResampledBlocks:
             e0 = start_wrong - ow
             t = np.take(pw, layout.end_wrong, axis=1) - start_wrong
         start_correct = np.take(pc, layout.start_correct, axis=1)
-        a = start_correct - oc
+        a = np.subtract(start_correct, oc, dtype=np.intp)  # intp: it indexes tables
         a += e0
         if layout.pure:
             m = t
@@ -404,8 +404,8 @@ class ResampledBlocks:
     def _area(self, a: np.ndarray, m: np.ndarray, t: np.ndarray, pure: bool) -> np.ndarray:
         """``sum_b t_b (H_N - mean_{j<m_b} H_{a_b + j})``, shape (B,)."""
         h, g = _harmonic_tables(int(self.N.max()) if self.N.size else 0)
-        start = a.astype(np.intp, copy=False)  # fancy indexing casts to intp anyway
-        d = g[np.add(start, m, dtype=np.intp)] - g[start]  # sum_{j<m} H_{a+j}
+        d = np.take(g, np.add(a, m, dtype=np.intp))  # sum_{j<m} H_{a+j} = G[a+m] - G[a]
+        d -= np.take(g, a.astype(np.intp, copy=False))
         if not pure:
             d *= t / np.maximum(m, 1)
         return self.E * h[self.N] - d.sum(axis=1)

@@ -607,11 +607,8 @@ def _ece(s: SampleStats, w: np.ndarray | None) -> float:
 
 def _ece_batch(s: SampleStats, w: np.ndarray) -> np.ndarray:
     bins = _ece_bins(s)
-    order = np.argsort(bins, kind="stable")
-    gap = (s.correct.astype(np.float64) - s.confidence)[order]
-    bins = bins[order]
-    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
-    per_bin = np.add.reduceat(np.take(w, order, axis=1) * gap, starts, axis=1)
+    gap = s.correct.astype(np.float64) - s.confidence
+    per_bin = np.stack([np.bincount(bins, weights=row * gap, minlength=ECE_BINS) for row in w])
     return np.abs(per_bin).sum(axis=1) / w.sum(axis=1)
 
 

@@ -123,7 +123,7 @@ def test_resampled_blocks_do_not_depend_on_the_count_dtype():
     sorted_scores = sort_scores(np.round(rng.normal(size=500), 1), err)
     counts = np.stack(list(bootstrap_counts(500, 6, seed=1)))
     narrow, wide = (sorted_scores.resample(counts.astype(t)) for t in (np.int32, np.int64))
-    assert narrow.a.dtype == np.int32 and wide.a.dtype == np.int64
+    assert narrow.e0.dtype == np.int32 and wide.e0.dtype == np.int64
     for name in ("N", "E", "a", "m", "t", "e0"):
         np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name))
     np.testing.assert_array_equal(narrow.risk_sum, wide.risk_sum)
