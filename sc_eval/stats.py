@@ -244,8 +244,9 @@ def _keep_freed_memory() -> None:
     Worker threads allocate from their own malloc arenas, which hand freed
     chunk-sized arrays back to the kernel and fault them in again on the next
     chunk: about 20 % extra (system) time with two threads. Keeping a pad
-    removes it; resident memory does not grow (the pad is only reserved).
-    Elsewhere than glibc this does nothing.
+    removes it: freed chunk arrays stay mapped for the next chunk instead of
+    going back to the kernel, so memory stays at the bootstrap's peak (a few
+    tens of MiB) rather than growing. Elsewhere than glibc this does nothing.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
