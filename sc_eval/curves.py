@@ -8,17 +8,40 @@ block: for a block at positions ``a+1 .. a+m`` holding ``t`` errors,
 ``E[E_{a+j}] = E_a + j t / m``.
 
 The sort is kept in a :class:`SortedScores` so that the bootstrap can re-weight
-samples (multinomial counts) and rebuild a curve in O(n) without sorting again.
+samples (multinomial counts) and rebuild a curve in O(n) without sorting again;
+:class:`ResampledBlocks` does so for a whole batch of count vectors at once.
+
+Resampled tie blocks
+--------------------
+A resample (integer weights ``w``, total ``N``) keeps the order of the sort:
+a drawn sample keeps its confidence and its duplicates tie with it. Only the
+tie blocks that hold an error matter; for each of them :class:`ResampledBlocks`
+keeps its start ``a`` (weight ranked above it), weight ``m``, weighted errors
+``t`` and the weighted errors ``e0`` ranked above it, for every resample of a
+batch (arrays of shape ``(B, blocks)``), from one gather of the weights into
+sorted order and one cumulative sum (correct and wrong samples apart). With
+``H_x = sum_{i<=x} 1/i`` and ``G_x = sum_{i<x} H_i = x (H_x - 1)``:
+
+* ``sum_k E[E_k] / k = sum_b t_b (H_N - (G_{a+m} - G_a) / m)`` (an error at
+  position ``p`` counts in ``r_k`` for every ``k >= p``; inside a block the
+  position is uniform);
+* ``sum_k E[E_k] = sum_b t_b (N - a_b - (m_b - 1) / 2)``;
+* correct samples ranked above the errors (ties counting one half):
+  ``sum_b t_b (a_b - e0_b + (m_b - t_b) / 2)``;
+* ``E[E_k]`` at any ``k`` by one binary search per resample; the largest ``k``
+  with ``E[E_k] / k <= r`` at the start of the last error block whose start
+  satisfies it, or inside that block (the risk is monotone along a block and
+  falls between blocks).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
-__all__ = ["RiskCoverage", "SortedScores", "TieBlocks", "sort_scores"]
+__all__ = ["ResampledBlocks", "RiskCoverage", "SortedScores", "TieBlocks", "sort_scores"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,25 @@ class SortedScores:
     def curve(self, weights: np.ndarray | None = None, *, tie_aware: bool = True) -> RiskCoverage:
         """The risk–coverage curve of these scores (see :meth:`blocks`)."""
         return RiskCoverage(self.blocks(weights, tie_aware=tie_aware))
+
+    @cached_property
+    def layout(self) -> _Layout:
+        """Index arrays that :meth:`resample` needs, built once per sort."""
+        return _Layout(self)
+
+    def resample(self, counts: np.ndarray) -> ResampledBlocks:
+        """The error-holding tie blocks re-weighted by a batch of count vectors.
+
+        Parameters
+        ----------
+        counts : ndarray of int, shape (B, n) or (B, n + 1)
+            Per-sample multiplicities in the *original* sample order, one row
+            per resample; an extra last column of zeros saves a copy. int32
+            counts are summed in int32 (faster: the arrays stay in cache), so
+            their total over the batch must stay below 2^31; other integer
+            types are summed in int64.
+        """
+        return ResampledBlocks.from_counts(self.layout, counts)
 
 
 def sort_scores(confidence: np.ndarray, errors: np.ndarray) -> SortedScores:
@@ -204,3 +246,290 @@ class RiskCoverage:
         """Largest coverage ``k / n`` whose selective risk is at most ``risk``; 0 if none."""
         ok = np.flatnonzero(self.risk <= risk * (1 + 1e-12) + 1e-15)
         return float((ok[-1] + 1) / self.n) if ok.size else 0.0
+
+
+# --------------------------------------------------------------------------- resampling
+@cache
+def _harmonic_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``H[x] = sum_{i=1..x} 1/i`` and ``G[x] = sum_{i<x} H_i = x (H_x - 1)``, ``x = 0..n``."""
+    h = np.zeros(n + 1)
+    np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), out=h[1:])
+    g = np.arange(n + 1, dtype=np.float64) * (h - 1.0)
+    g[0] = 0.0
+    return h, g
+
+
+class _Layout:
+    """What :class:`ResampledBlocks` needs of one sort: where the correct and the
+    wrong samples sit, and the bounds of the error-holding blocks among both."""
+
+    def __init__(self, scores: SortedScores):
+        n = scores.n
+        bid = scores.block_ids
+        wrong = scores.errors > 0
+        self.n = n
+        self.correct_order = scores.order[~wrong]  # sample indices in sorted order
+        self.wrong_order = scores.order[wrong]
+        # what _prefix gathers: a zero (column n of the padded counts), then the samples
+        self.correct_take = np.r_[n, self.correct_order].astype(np.intp)
+        self.wrong_take = np.r_[n, self.wrong_order].astype(np.intp)
+        self.correct_pos = np.flatnonzero(~wrong)  # their sorted positions
+        self.wrong_pos = np.flatnonzero(wrong)
+        n_correct = np.zeros(n + 1, dtype=np.int64)  # correct samples before a position
+        np.cumsum(~wrong, out=n_correct[1:])
+        n_wrong = np.arange(n + 1, dtype=np.int64) - n_correct
+        starts = np.flatnonzero(np.r_[True, bid[1:] != bid[:-1]]) if n else np.zeros(0, np.int64)
+        ends = np.r_[starts[1:], n].astype(np.int64)
+        eb = bid[self.wrong_pos]
+        blocks = eb[np.flatnonzero(np.r_[True, eb[1:] != eb[:-1]])] if eb.size else eb
+        bs, be = starts[blocks], ends[blocks]
+        self.start_correct, self.start_wrong = n_correct[bs], n_wrong[bs]
+        self.end_correct, self.end_wrong = n_correct[be], n_wrong[be]
+        self.pure = bool(np.array_equal(self.start_correct, self.end_correct))
+        # one error per block: t is the gathered weight of that error
+        self.single = self.pure and bool(np.all(self.end_wrong - self.start_wrong == 1))
+        # errors ranked above the end of each correct sample's block (fpr@tpr)
+        self.correct_block_end_wrong = n_wrong[ends[bid[self.correct_pos]]]
+        # correct samples ranked above each error, ties broken by input order
+        self.correct_above_wrong = n_correct[self.wrong_pos]
+
+
+def _prefix(
+    counts: np.ndarray, take: np.ndarray, *, weights: bool = False
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Row-wise exclusive prefix sums of ``counts[:, take[1:]]``, offset per row.
+
+    ``counts`` is (B, n + 1) with a zero last column and ``take[0] = n``, so
+    the gather itself puts a zero before every row. Returns the gathered
+    weights ``w`` (B, k; None unless ``weights``) and ``P`` (B, k + 1) with
+    ``P[r, i] - P[r, 0] = sum_{j<i} w[r, j]``: one cumulative sum over the
+    whole array, so a row is offset by the total of the rows above it and
+    ``P.reshape(-1)`` is non-decreasing (one binary search serves every row,
+    see :func:`_reach`). The sums keep the dtype of ``counts``.
+    """
+    p = np.take(counts, take, axis=1)
+    w = p[:, 1:].copy() if weights else None
+    flat = p.reshape(-1)
+    np.cumsum(flat, out=flat)
+    return w, p
+
+
+def _reach(p: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per row of a :func:`_prefix`, the smallest ``i`` with ``P[r, i] - P[r, 0] >=
+    target[r]`` (``target >= 1``); ``k + 1`` when the row total falls short."""
+    stride = p.shape[1]
+    rows = np.arange(p.shape[0], dtype=np.int64) * stride
+    flat = p.reshape(-1)
+    q = np.searchsorted(flat, flat[rows] + target, side="left") - rows
+    return np.minimum(q, stride)
+
+
+class ResampledBlocks:
+    """The error-holding tie blocks of one sort under ``B`` resamples at once.
+
+    Built by :meth:`SortedScores.resample` in O(B n) (a gather of the counts
+    into sorted order and one cumulative sum, no sort); every quantity has one
+    row per resample, so a metric is a few vector expressions for the whole
+    batch. See the module docstring for the formulas.
+
+    Attributes
+    ----------
+    N, E : ndarray of int64, shape (B,)
+        Total weight and weighted number of errors of each resample.
+    a, m, t, e0 : ndarray of int64, shape (B, blocks)
+        For each block holding an error: weight ranked above it, its weight,
+        its weighted errors, weighted errors ranked above it.
+    pure : bool
+        Every error block holds only errors (``m == t``).
+    """
+
+    def __init__(
+        self,
+        N: np.ndarray,
+        E: np.ndarray,
+        a: np.ndarray,
+        m: np.ndarray,
+        t: np.ndarray,
+        e0: np.ndarray,
+        *,
+        pure: bool,
+    ):
+        self.N, self.E, self.a, self.m, self.t, self.e0 = N, E, a, m, t, e0
+        self.pure = pure
+        self._layout: _Layout | None = None
+        self._prefix_correct = self._prefix_wrong = self._wrong_weights = a
+
+    @classmethod
+    def from_counts(cls, layout: _Layout, counts: np.ndarray) -> ResampledBlocks:
+        """Gather ``counts`` into sorted order and reduce them to the error blocks.
+
+        ``counts`` is (B, n), or (B, n + 1) with a zero last column (saves a copy).
+        """
+        if counts.shape[1] == layout.n:
+            counts = np.pad(counts, ((0, 0), (0, 1)))
+        if counts.dtype != np.int32:  # int32 counts are summed in int32 (see resample)
+            counts = counts.astype(np.int64, copy=False)
+        pc = _prefix(counts, layout.correct_take)[1]
+        ww, pw = _prefix(counts, layout.wrong_take, weights=True)
+        assert ww is not None
+        oc, ow = pc[:, :1], pw[:, :1]
+        E = (pw[:, -1] - ow[:, 0]).astype(np.int64)
+        N = (pc[:, -1] - oc[:, 0]).astype(np.int64) + E
+        if layout.single:  # error block b is the b-th error alone
+            e0 = pw[:, :-1] - ow
+            t = ww
+        else:
+            start_wrong = np.take(pw, layout.start_wrong, axis=1)
+            e0 = start_wrong - ow
+            t = np.take(pw, layout.end_wrong, axis=1) - start_wrong
+        start_correct = np.take(pc, layout.start_correct, axis=1)
+        a = np.subtract(start_correct, oc, dtype=np.intp)  # intp: it indexes tables
+        a += e0
+        if layout.pure:
+            m = t
+        else:
+            m = np.take(pc, layout.end_correct, axis=1) - start_correct
+            m += t
+        out = cls(N, E, a, m, t, e0, pure=layout.pure)
+        out._layout = layout
+        out._prefix_correct, out._prefix_wrong, out._wrong_weights = pc, pw, ww
+        return out
+
+    def oracle(self) -> ResampledBlocks:
+        """The same resamples ranked by the oracle (every correct sample before any error)."""
+        N, E = self.N[:, None], self.E[:, None]
+        return ResampledBlocks(self.N, self.E, N - E, E, E, np.zeros_like(E), pure=True)
+
+    # ------------------------------------------------------------------ areas
+    def _area(self, a: np.ndarray, m: np.ndarray, t: np.ndarray, pure: bool) -> np.ndarray:
+        """``sum_b t_b (H_N - mean_{j<m_b} H_{a_b + j})``, shape (B,)."""
+        h, g = _harmonic_tables(int(self.N.max()) if self.N.size else 0)
+        d = np.take(g, np.add(a, m, dtype=np.intp))  # sum_{j<m} H_{a+j} = G[a+m] - G[a]
+        d -= np.take(g, a.astype(np.intp, copy=False))
+        if not pure:
+            d *= t / np.maximum(m, 1)
+        return self.E * h[self.N] - d.sum(axis=1)
+
+    @cached_property
+    def risk_sum(self) -> np.ndarray:
+        """``sum_k E[E_k] / k`` (tie-aware), shape (B,)."""
+        return self._area(self.a, self.m, self.t, self.pure)
+
+    @cached_property
+    def sequential_risk_sum(self) -> np.ndarray:
+        """``sum_k E_k / k`` with ties broken by input order (every sample its own block)."""
+        lay = self._layout
+        if lay is None or lay.single:  # every error alone in its block: nothing to break
+            return self.risk_sum
+        pc, pw, ww = self._prefix_correct, self._prefix_wrong, self._wrong_weights
+        a = (pc[:, lay.correct_above_wrong] - pc[:, :1]) + (pw[:, :-1] - pw[:, :1])
+        return self._area(a, ww, ww, True)
+
+    @cached_property
+    def first_is_error(self) -> np.ndarray:
+        """1.0 where the first sample, ties broken by input order, is an error; shape (B,)."""
+        lay = self._layout
+        if lay is None:  # the oracle: errors last
+            return (self.E == self.N).astype(np.float64)
+        one = np.ones_like(self.N)
+        n = lay.n
+        pos = np.r_[lay.correct_pos, n]
+        first_c = pos[_reach(self._prefix_correct, one) - 1]
+        pos = np.r_[lay.wrong_pos, n]
+        first_w = pos[_reach(self._prefix_wrong, one) - 1]
+        return (first_w < first_c).astype(np.float64)
+
+    @cached_property
+    def _t_dots(self) -> tuple[np.ndarray, np.ndarray]:
+        """``sum_b t_b a_b`` and ``sum_b t_b m_b`` (exact, int64)."""
+        ta = np.einsum("ij,ij->i", self.t, self.a, dtype=np.int64)
+        tm = np.einsum("ij,ij->i", self.t, self.m, dtype=np.int64)
+        return ta, tm
+
+    @cached_property
+    def cum_errors_sum(self) -> np.ndarray:
+        """``sum_k E[E_k] = sum_b t_b (N - a_b - (m_b - 1) / 2)`` (tie-aware), shape (B,)."""
+        ta, tm = self._t_dots
+        return self.N * self.E - ta - (tm - self.E) / 2
+
+    @cached_property
+    def correct_above_errors(self) -> np.ndarray:
+        """Pairs (correct, wrong) with the correct one ranked higher, ties counting 1/2:
+        ``sum_b t_b (a_b - e0_b + (m_b - t_b) / 2) = sum_b t_b a_b + (sum_b t_b m_b - E^2) / 2``
+        (``sum_b t_b e0_b = (E^2 - sum_b t_b^2) / 2``: every error pair once)."""
+        ta, tm = self._t_dots
+        return ta + (tm - self.E * self.E) / 2
+
+    # ------------------------------------------------------------------ points
+    @cached_property
+    def _starts_flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """The block starts of all rows in one non-decreasing array (row ``r`` offset
+        by ``r (max N + 1)``), for one binary search per row at once."""
+        rows = np.arange(self.a.shape[0], dtype=np.int64)[:, None]
+        offset = rows * (int(self.N.max()) + 1)
+        return np.add(self.a, offset, dtype=np.int64).reshape(-1), offset
+
+    def cum_errors_at(self, k: np.ndarray) -> np.ndarray:
+        """``E[E_k]`` for integers ``1 <= k <= N``; ``k`` of shape (B, K)."""
+        blocks = self.a.shape[1]
+        if blocks == 0:
+            return np.zeros(k.shape)
+        flat, offset = self._starts_flat
+        rows = np.arange(k.shape[0], dtype=np.int64)[:, None] * blocks
+        j = np.searchsorted(flat, k + offset, side="left") - rows  # blocks starting above k
+        b = rows + np.maximum(j - 1, 0)
+        a, m, t, e0 = (x.reshape(-1)[b] for x in (self.a, self.m, self.t, self.e0))
+        ramp = e0 + ((k - a) * t) / np.maximum(m, 1)
+        return np.where(j == 0, 0.0, np.where(k <= a + m, ramp, (e0 + t).astype(np.float64)))
+
+    def risk_at_coverage(self, coverage: float) -> np.ndarray:
+        """Selective risk at ``coverage`` (as :meth:`RiskCoverage.risk_at_coverage`), (B,)."""
+        k = coverage * self.N
+        lo = np.maximum(np.floor(k), 1).astype(np.int64)
+        frac = k - lo
+        hi = np.minimum(lo + 1, self.N)
+        e = self.cum_errors_at(np.column_stack((lo, hi)))
+        r_lo = e[:, 0] / lo
+        r_hi = e[:, 1] / hi
+        return np.where((k <= 1.0) | (frac == 0.0), r_lo, r_lo + frac * (r_hi - r_lo))
+
+    def coverage_at_risk(self, risk: float) -> np.ndarray:
+        """Largest coverage whose selective risk is at most ``risk`` (as
+        :meth:`RiskCoverage.coverage_at_risk`), shape (B,).
+
+        Between error blocks the risk falls, so the answer is ``N`` or lies at
+        or after the start of the last error block whose start satisfies it,
+        inside that block (where ``E[E_k] - r k`` is linear in ``k``).
+        """
+        thr = risk * (1 + 1e-12) + 1e-15
+        N = self.N
+        k = np.zeros(N.shape, dtype=np.int64)
+        if self.a.shape[1]:
+            ok = self.e0 <= thr * self.a  # e0 / a <= thr; the first block always (e0 = 0)
+            last = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+            a, m, t, e0 = (
+                x[np.arange(N.shape[0]), last] for x in (self.a, self.m, self.t, self.e0)
+            )
+
+            def fits(j: np.ndarray) -> np.ndarray:
+                return (e0 + (j * t) / np.maximum(m, 1)) / np.maximum(a + j, 1) <= thr
+
+            slope = t / np.maximum(m, 1) - thr
+            with np.errstate(divide="ignore", invalid="ignore"):
+                j = np.where(slope > 0, np.floor((thr * a - e0) / slope), m)
+            j = np.clip(np.nan_to_num(j, nan=0.0, posinf=0.0), 0, m).astype(np.int64)
+            j = np.where((j < m) & fits(j + 1), j + 1, j)  # rounding, either way
+            j = np.where((j > 0) & ~fits(j), j - 1, j)
+            k = a + j
+        return np.where(thr >= self.E / N, N, k) / N
+
+    def errors_at_correct(self, count: np.ndarray) -> np.ndarray:
+        """Weighted errors ranked at or above the tie block in which the cumulative
+        correct weight first reaches ``count`` (>= 1, at most the correct weight), (B,)."""
+        lay = self._layout
+        assert lay is not None, "the oracle has no correct-sample layout"
+        i = _reach(self._prefix_correct, count)  # 1..k
+        pw = self._prefix_wrong
+        idx = lay.correct_block_end_wrong[np.clip(i - 1, 0, max(lay.correct_pos.size - 1, 0))]
+        rows = np.arange(count.shape[0])
+        return pw[rows, idx] - pw[:, 0]

@@ -189,34 +189,10 @@ class _Reporter:
         self.progress: Any = None
         self.task: Any = None
         if enabled and not quiet:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                ProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.text import Text
+            from sc_eval.progress import rich_progress
 
-            class Rate(ProgressColumn):
-                def render(self, task: Any) -> Text:
-                    speed = task.finished_speed or task.speed
-                    return Text(f"{speed:,.0f} samples/s" if speed else "– samples/s")
-
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                Rate(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True, highlight=False),
-            )
-            self.task = self.progress.add_task(description, total=total)
+            self.progress = rich_progress(transient=False)
+            self.task = self.progress.add_task(description, total=total, unit="samples")
 
     def __enter__(self) -> _Reporter:
         if self.progress is not None:

@@ -31,7 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
-from sc_eval.curves import RiskCoverage, SortedScores, TieBlocks
+from sc_eval.curves import ResampledBlocks, RiskCoverage, SortedScores, TieBlocks
 from sc_eval.errors import UsageError, unknown_name
 
 __all__ = [
@@ -145,6 +145,33 @@ def _augrc_trapezoid(c: Curves) -> float:
     return _augrc_mean(c) - c.error_rate / (2 * c.n)
 
 
+# the same areas for a batch of resamples (one value per row of a ResampledBlocks)
+Batch = Callable[[ResampledBlocks], np.ndarray]
+
+
+def _batch_aurc_mean(rb: ResampledBlocks) -> np.ndarray:
+    return rb.risk_sum / rb.N
+
+
+def _batch_aurc_trapezoid(rb: ResampledBlocks) -> np.ndarray:
+    return rb.risk_sum / rb.N - (rb.E / rb.N) / (2 * rb.N)
+
+
+def _batch_aurc_torch_uncertainty(rb: ResampledBlocks) -> np.ndarray:
+    n = rb.N
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = (rb.sequential_risk_sum - (rb.first_is_error + rb.E / n) / 2) / n / (1 - 1 / n)
+    return np.where(n < 2, math.nan, v)
+
+
+def _batch_augrc_mean(rb: ResampledBlocks) -> np.ndarray:
+    return rb.cum_errors_sum / rb.N / rb.N
+
+
+def _batch_augrc_trapezoid(rb: ResampledBlocks) -> np.ndarray:
+    return _batch_augrc_mean(rb) - (rb.E / rb.N) / (2 * rb.N)
+
+
 @dataclass(frozen=True)
 class Convention:
     """How an area under a curve is discretised.
@@ -156,12 +183,18 @@ class Convention:
         Area of the selective-risk and generalised-risk curves.
     formula : str
         One line for the docs and ``--help``.
+    aurc_batch, augrc_batch : callable
+        The same areas for every resample of a
+        :class:`~sc_eval.curves.ResampledBlocks` (the bootstrap's fast path;
+        tests check them against ``aurc`` / ``augrc`` on re-sorted resamples).
     """
 
     name: str
     aurc: Callable[[Curves], float]
     augrc: Callable[[Curves], float]
     formula: str
+    aurc_batch: Batch
+    augrc_batch: Batch
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -172,12 +205,16 @@ CONVENTIONS: dict[str, Convention] = {
             _aurc_mean,
             _augrc_mean,
             "mean over k=1..n of the tie-aware selective risk E[E_k]/k",
+            _batch_aurc_mean,
+            _batch_augrc_mean,
         ),
         Convention(
             "trapezoid",
             _aurc_trapezoid,
             _augrc_trapezoid,
             "trapezoid rule over (0,0),(1/n,r_1),...,(1,r_n) = mean - err/(2n)",
+            _batch_aurc_trapezoid,
+            _batch_augrc_trapezoid,
         ),
         Convention(
             "torch-uncertainty",
@@ -185,6 +222,8 @@ CONVENTIONS: dict[str, Convention] = {
             _augrc_trapezoid,
             "trapezoid over (k/n, r_k), k=1..n, divided by 1-1/n, ties not averaged "
             "(AUGRC keeps trapezoid)",
+            _batch_aurc_torch_uncertainty,
+            _batch_augrc_trapezoid,
         ),
     )
 }
@@ -203,6 +242,12 @@ def aurc_star(error_rate: float) -> float:
     if error_rate >= 1.0:
         return 1.0
     return error_rate + (1 - error_rate) * math.log1p(-error_rate)
+
+
+def _aurc_star_batch(error_rate: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = error_rate + (1 - error_rate) * np.log1p(-error_rate)
+    return np.where(error_rate >= 1.0, 1.0, v)
 
 
 # --------------------------------------------------------------------------- selective metrics
@@ -225,6 +270,9 @@ def _auroc(c: Curves, conv: Convention) -> float:
     return float(np.sum(pos * (below + neg / 2)) / (n_pos * n_neg))
 
 
+TPR_TARGET = 0.95
+
+
 def _fpr_at_95_tpr(c: Curves, conv: Convention) -> float:
     b = c.blocks
     neg = b.errors
@@ -234,7 +282,37 @@ def _fpr_at_95_tpr(c: Curves, conv: Convention) -> float:
         return math.nan
     tpr = np.cumsum(pos) / n_pos
     fpr = np.cumsum(neg) / n_neg
-    return float(np.min(fpr[tpr >= 0.95]))
+    return float(np.min(fpr[tpr >= TPR_TARGET]))
+
+
+def _batch_naurc(rb: ResampledBlocks, conv: Convention) -> np.ndarray:
+    err = rb.E / rb.N
+    opt = conv.aurc_batch(rb.oracle())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = (conv.aurc_batch(rb) - opt) / (err - opt)
+    return np.where((err <= 0.0) | (err >= 1.0), math.nan, v)
+
+
+def _batch_auroc(rb: ResampledBlocks, conv: Convention) -> np.ndarray:
+    n_pos, n_neg = rb.N - rb.E, rb.E
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = rb.correct_above_errors / (n_pos * n_neg)
+    return np.where((n_pos <= 0) | (n_neg <= 0), math.nan, v)
+
+
+def _batch_fpr_at_95_tpr(rb: ResampledBlocks, conv: Convention) -> np.ndarray:
+    n_pos, n_neg = rb.N - rb.E, rb.E
+    both = (n_pos > 0) & (n_neg > 0)
+    denom = np.maximum(n_pos, 1)
+    # the least correct weight c with c / n_pos >= 0.95, as the float comparison says
+    c = np.ceil(TPR_TARGET * denom).astype(np.int64)
+    c = np.where((c > 1) & ((c - 1) / denom >= TPR_TARGET), c - 1, c)
+    c = np.where(c / denom < TPR_TARGET, c + 1, c)
+    c = np.clip(c, 1, denom)
+    if not both.any():
+        return np.full(rb.N.shape, math.nan)
+    fp = rb.errors_at_correct(np.where(both, c, 1))
+    return np.where(both, fp / np.maximum(n_neg, 1), math.nan)
 
 
 def _needs_both_classes(c: Curves) -> str | None:
@@ -270,6 +348,11 @@ class Metric:
         ``fn(curves, convention) -> float``.
     why_undefined : callable, optional
         Reason the value is NaN for these curves, or None when it is defined.
+    batch : callable, optional
+        The bootstrap's fast path: ``batch(blocks, convention)`` gives the
+        metric of every resample of a :class:`~sc_eval.curves.ResampledBlocks`
+        at once, equal to ``fn`` on the re-sorted resample (tested). Without
+        it the bootstrap evaluates ``fn`` on each re-weighted curve.
     """
 
     name: str
@@ -279,6 +362,7 @@ class Metric:
     description: str
     fn: Callable[[Curves, Convention], float]
     why_undefined: Callable[[Curves], str | None] | None = None
+    batch: Callable[[ResampledBlocks, Convention], np.ndarray] | None = None
 
     def __call__(self, curves: Curves, convention: Convention) -> float:
         return self.fn(curves, convention)
@@ -294,6 +378,7 @@ SELECTIVE_METRICS: dict[str, Metric] = {
             "fraction",
             "area under the risk-coverage curve",
             lambda c, conv: conv.aurc(c),
+            batch=lambda rb, conv: conv.aurc_batch(rb),
         ),
         Metric(
             "e-aurc",
@@ -302,6 +387,7 @@ SELECTIVE_METRICS: dict[str, Metric] = {
             "fraction",
             "AURC minus the analytic optimum err + (1-err) ln(1-err)",
             lambda c, conv: conv.aurc(c) - aurc_star(c.error_rate),
+            batch=lambda rb, conv: conv.aurc_batch(rb) - _aurc_star_batch(rb.E / rb.N),
         ),
         Metric(
             "naurc",
@@ -311,6 +397,7 @@ SELECTIVE_METRICS: dict[str, Metric] = {
             "(AURC - AURC_opt) / (err - AURC_opt): 0 oracle, 1 random",
             _naurc,
             _naurc_reason,
+            _batch_naurc,
         ),
         Metric(
             "augrc",
@@ -319,6 +406,7 @@ SELECTIVE_METRICS: dict[str, Metric] = {
             "fraction",
             "area under the generalised-risk (accept and wrong) curve",
             lambda c, conv: conv.augrc(c),
+            batch=lambda rb, conv: conv.augrc_batch(rb),
         ),
         Metric(
             "auroc",
@@ -328,6 +416,7 @@ SELECTIVE_METRICS: dict[str, Metric] = {
             "AUROC of the score separating correct from wrong (ties count 1/2)",
             _auroc,
             _needs_both_classes,
+            _batch_auroc,
         ),
         Metric(
             "fpr@95tpr",
@@ -337,6 +426,7 @@ SELECTIVE_METRICS: dict[str, Metric] = {
             "smallest FPR with TPR >= 0.95, correct = positive",
             _fpr_at_95_tpr,
             _needs_both_classes,
+            _batch_fpr_at_95_tpr,
         ),
     )
 }
@@ -370,6 +460,7 @@ def risk_at_coverage(coverage: float) -> Metric:
         "fraction",
         f"selective risk at {coverage:.0%} coverage",
         lambda c, conv: c.tied.risk_at_coverage(coverage),
+        batch=lambda rb, conv: rb.risk_at_coverage(coverage),
     )
 
 
@@ -382,6 +473,7 @@ def coverage_at_risk(risk: float) -> Metric:
         "fraction",
         f"largest coverage whose selective risk is at most {risk:.2%}",
         lambda c, conv: c.tied.coverage_at_risk(risk),
+        batch=lambda rb, conv: rb.coverage_at_risk(risk),
     )
 
 
@@ -496,11 +588,21 @@ def _wmean(x: np.ndarray, w: np.ndarray | None) -> float:
     return float(np.add.reduce(x * w) / np.add.reduce(w))
 
 
+def _wmean_batch(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``_wmean`` for every row of a (B, n) weight matrix (``einsum``, not BLAS: its
+    threads stall for milliseconds per call on a busy machine)."""
+    return np.einsum("ij,j->i", w, np.asarray(x, dtype=np.float64)) / w.sum(axis=1)
+
+
 ECE_BINS = 15
 
 
+def _ece_bins(s: SampleStats) -> np.ndarray:
+    return np.clip(np.ceil(s.confidence * ECE_BINS).astype(np.int64) - 1, 0, ECE_BINS - 1)
+
+
 def _ece(s: SampleStats, w: np.ndarray | None) -> float:
-    bins = np.clip(np.ceil(s.confidence * ECE_BINS).astype(np.int64) - 1, 0, ECE_BINS - 1)
+    bins = _ece_bins(s)
     gap = s.correct.astype(np.float64) - s.confidence
     if w is not None:
         gap = gap * w
@@ -508,9 +610,21 @@ def _ece(s: SampleStats, w: np.ndarray | None) -> float:
     return float(np.abs(np.bincount(bins, weights=gap, minlength=ECE_BINS)).sum() / total)
 
 
+def _ece_batch(s: SampleStats, w: np.ndarray) -> np.ndarray:
+    bins = _ece_bins(s)
+    gap = s.correct.astype(np.float64) - s.confidence
+    per_bin = np.stack([np.bincount(bins, weights=row * gap, minlength=ECE_BINS) for row in w])
+    return np.abs(per_bin).sum(axis=1) / w.sum(axis=1)
+
+
 @dataclass(frozen=True)
 class ModelMetric:
-    """A metric of the model's predicted probabilities (no confidence score involved)."""
+    """A metric of the model's predicted probabilities (no confidence score involved).
+
+    ``fn(stats, weights)`` takes optional per-sample weights (bootstrap counts);
+    ``batch(stats, weights)`` takes a (B, n) float matrix of them and returns
+    the B values at once (the bootstrap's fast path, tested against ``fn``).
+    """
 
     name: str
     higher_is_better: bool
@@ -518,17 +632,38 @@ class ModelMetric:
     unit: str
     description: str
     fn: Callable[[SampleStats, np.ndarray | None], float]
+    batch: Callable[[SampleStats, np.ndarray], np.ndarray]
 
     def __call__(self, stats: SampleStats, weights: np.ndarray | None = None) -> float:
         return self.fn(stats, weights)
 
 
+def _mean_metric(
+    name: str,
+    higher_is_better: bool,
+    percent: bool,
+    unit: str,
+    description: str,
+    of: Callable[[SampleStats], np.ndarray],
+    *,
+    sign: float = 1.0,
+) -> ModelMetric:
+    """A model metric that is the (weighted) mean of a per-sample quantity, times ``sign``."""
+    return ModelMetric(
+        name,
+        higher_is_better,
+        percent,
+        unit,
+        description,
+        lambda s, w: sign * _wmean(of(s), w),
+        lambda s, w: sign * _wmean_batch(of(s), w),
+    )
+
+
 MODEL_METRICS: dict[str, ModelMetric] = {
     m.name: m
     for m in (
-        ModelMetric(
-            "acc", True, True, "fraction", "top-1 accuracy", lambda s, w: _wmean(s.correct, w)
-        ),
+        _mean_metric("acc", True, True, "fraction", "top-1 accuracy", lambda s: s.correct),
         ModelMetric(
             "ece",
             False,
@@ -536,22 +671,24 @@ MODEL_METRICS: dict[str, ModelMetric] = {
             "fraction",
             f"top-label expected calibration error, {ECE_BINS} equal-width bins",
             _ece,
+            _ece_batch,
         ),
-        ModelMetric(
+        _mean_metric(
             "nll",
             False,
             False,
             "nats",
             "mean negative log-likelihood of the true label",
-            lambda s, w: -_wmean(s.log_p_true, w),
+            lambda s: s.log_p_true,
+            sign=-1.0,
         ),
-        ModelMetric(
+        _mean_metric(
             "brier",
             False,
             False,
             "sum of squares",
             "mean multi-class Brier score",
-            lambda s, w: _wmean(s.brier, w),
+            lambda s: s.brier,
         ),
     )
 }

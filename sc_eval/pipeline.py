@@ -8,6 +8,7 @@ only O(N) vectors (rank keys, correctness, calibration terms);
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sc_eval import progress
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import Predictions, labels_sha256, predictions_from_arrays
@@ -305,13 +307,15 @@ def score_samples(
     size = chunk_size or default_chunk_size(preds.num_classes, workers=min(os.cpu_count() or 1, 8))
     bounds = [(s, min(s + size, preds.n)) for s in range(0, preds.n, size)]
     workers = workers or min(len(bounds), os.cpu_count() or 1, 8)
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            parts = list(
-                pool.map(lambda b: _score_chunk(preds, b[0], b[1], names, resolved, refuse), bounds)
-            )
-    else:
-        parts = [_score_chunk(preds, b[0], b[1], names, resolved, refuse) for b in bounds]
+    parts = []
+    with (
+        progress.task(f"scoring {preds.name}", len(bounds), unit="chunks", delay=2.0) as advance,
+        ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool,
+    ):
+        run = pool.map if pool is not None else map
+        for part in run(lambda b: _score_chunk(preds, b[0], b[1], names, resolved, refuse), bounds):
+            parts.append(part)
+            advance(1)
     nonfinite = np.concatenate([p["bad"] for p in parts]).astype(np.int64)
     if nonfinite.size and refuse:
         raise InputError(

@@ -44,22 +44,25 @@ Geifman, Uziel & El-Yaniv (2019), ICLR — AURC. Traub et al. (2024), NeurIPS �
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from sc_eval import progress as bars
 from sc_eval.curves import SortedScores, sort_scores
 from sc_eval.errors import UsageError
 from sc_eval.metrics import (
     MODEL_METRICS,
-    Convention,
     Curves,
     SampleStats,
-    aurc_star,
     get_convention,
     get_metric,
 )
@@ -74,7 +77,6 @@ __all__ = [
     "EvaluationIntervals",
     "Interval",
     "PairedBootstrap",
-    "WeightedBlocks",
     "bootstrap_counts",
     "bootstrap_metrics",
     "bootstrap_rng",
@@ -223,212 +225,42 @@ def bootstrap_counts(n: int, n_boot: int, *, seed: int = 0) -> Iterator[np.ndarr
         yield np.bincount(rng.integers(0, n, size=n), minlength=n)
 
 
-def _harmonic(n: int) -> np.ndarray:
-    """``H[x] = sum_{i=1..x} 1/i`` for ``x = 0..n``."""
-    h = np.zeros(n + 1)
-    np.cumsum(1.0 / np.arange(1, n + 1, dtype=np.float64), out=h[1:])
-    return h
+CHUNK_ELEMENTS = 1 << 19
+"""Resamples are evaluated in chunks of ``B_chunk = CHUNK_ELEMENTS // n`` (at least
+1): the chunk's ``B_chunk x n`` count matrix (int64, 4 MiB) and each worker's
+gathered and summed copies of it bound the memory to a few tens of MiB,
+whatever ``B`` and ``n``."""
 
 
-class _SortIndex:
-    """What :class:`WeightedBlocks` needs of one sort, computed once per score."""
-
-    def __init__(self, scores: SortedScores):
-        n = scores.n
-        bid = scores.block_ids
-        self.scores = scores
-        self.order = scores.order
-        self.block_ids = bid
-        starts = np.flatnonzero(np.r_[True, bid[1:] != bid[:-1]]) if n else np.zeros(0, np.int64)
-        self.starts = starts
-        self.ends = np.r_[starts[1:], n].astype(np.int64)
-        # sorted positions of the errors, and the error-holding blocks
-        self.err_pos = np.flatnonzero(scores.errors)
-        eb = bid[self.err_pos]
-        first = np.flatnonzero(np.r_[True, eb[1:] != eb[:-1]]) if eb.size else eb
-        self.eb_first = first
-        self.eb_last = np.r_[first[1:], eb.size].astype(np.int64)
-        self.eb_start = starts[eb[first]]
-        self.eb_end = self.ends[eb[first]]
+def chunk_size(n: int, n_boot: int) -> int:
+    """Resamples per chunk for ``n`` samples (see :data:`CHUNK_ELEMENTS`)."""
+    return max(1, min(n_boot, CHUNK_ELEMENTS // max(n, 1)))
 
 
-class WeightedBlocks:
-    """One score's tie blocks re-weighted by bootstrap counts, in O(n), without sorting.
+@cache
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep 64 MiB of freed memory at the top of each heap (``M_TOP_PAD``).
 
-    Parameters
-    ----------
-    index : _SortIndex
-        Built once per score from its :class:`~sc_eval.curves.SortedScores`.
-    counts : ndarray of int, shape (n,)
-        Multiplicity of every sample in the original order.
-    harmonic : ndarray
-        ``H[0..N]`` for ``N = counts.sum()``.
-
-    Attributes
-    ----------
-    N, E : int
-        Total weight and weighted number of errors.
-    a, m, t, e0 : ndarray of int64
-        For each block holding an error: weight ranked above it, its weight,
-        its weighted errors, weighted errors ranked above it.
+    Worker threads allocate from their own malloc arenas, which hand freed
+    chunk-sized arrays back to the kernel and fault them in again on the next
+    chunk: about 20 % extra (system) time with two threads. Keeping a pad
+    removes it: freed chunk arrays stay mapped for the next chunk instead of
+    going back to the kernel, so memory stays at the bootstrap's peak (a few
+    tens of MiB) rather than growing. Elsewhere than glibc this does nothing.
     """
-
-    def __init__(self, index: _SortIndex, counts: np.ndarray, harmonic: np.ndarray):
-        self._index = index
-        self._counts = counts
-        self.harmonic = harmonic
-        w = counts[index.order]
-        cw = np.empty(w.shape[0] + 1, dtype=np.int64)
-        cw[0] = 0
-        np.cumsum(w, out=cw[1:])
-        ce = np.empty(index.err_pos.shape[0] + 1, dtype=np.int64)
-        ce[0] = 0
-        np.cumsum(w[index.err_pos], out=ce[1:])
-        self.cw, self.ce = cw, ce
-        self.N = int(cw[-1])
-        self.E = int(ce[-1])
-        self.a = cw[index.eb_start]
-        self.m = cw[index.eb_end] - self.a
-        self.e0 = ce[index.eb_first]
-        self.t = ce[index.eb_last] - self.e0
-
-    @cached_property
-    def curves(self) -> Curves:
-        """The general re-weighted curves, for metrics without a closed form here."""
-        return Curves(self._index.scores, self._counts)
-
-    @property
-    def error_rate(self) -> float:
-        return self.E / self.N
-
-    def aurc_mean(self) -> float:
-        """Tie-aware ``(1/N) sum_k E[E_k]/k`` (the ``mean`` convention)."""
-        return self._aurc_mean
-
-    @cached_property
-    def _aurc_mean(self) -> float:  # shared by aurc, e-aurc and naurc
-        return _aurc_sum(self.a, self.m, self.t, self.N, self.harmonic) / self.N
-
-    def oracle_aurc_mean(self) -> float:
-        """``aurc_mean`` of the oracle ranking (every error last)."""
-        e = np.array([self.E], dtype=np.int64)
-        return _aurc_sum(np.array([self.N - self.E]), e, e, self.N, self.harmonic) / self.N
-
-    def augrc_mean(self) -> float:
-        """Tie-aware ``(1/N^2) sum_k E[E_k]``."""
-        s = _sumprod(self.t, self.N - self.a - (self.m - 1) / 2)
-        return float(s / self.N / self.N)
-
-    def auroc(self) -> float:
-        """AUROC of correct vs wrong, ties counting one half; NaN without both classes."""
-        n_pos, n_neg = self.N - self.E, self.E
-        if n_pos <= 0 or n_neg <= 0:
-            return math.nan
-        s = _sumprod(self.t, (self.a - self.e0) + (self.m - self.t) / 2)
-        return float(s / (n_pos * n_neg))
-
-    def cum_errors_at(self, k: int) -> float:
-        """``E[E_k]`` for an integer ``1 <= k <= N`` (tie-aware)."""
-        ix = self._index
-        pos = int(np.searchsorted(self.cw, k, side="left")) - 1  # sorted sample holding k
-        b = int(ix.block_ids[pos])
-        s, e = int(ix.starts[b]), int(ix.ends[b])
-        a = int(self.cw[s])
-        m = int(self.cw[e]) - a
-        i0 = int(np.searchsorted(ix.err_pos, s))
-        i1 = int(np.searchsorted(ix.err_pos, e))
-        e0 = float(self.ce[i0])
-        t = int(self.ce[i1]) - int(self.ce[i0])
-        return e0 + ((k - a) * t) / m
-
-    def risk_at_coverage(self, coverage: float) -> float:
-        """Selective risk at ``coverage``, linear in ``k`` between integers (as
-        :meth:`sc_eval.curves.RiskCoverage.risk_at_coverage`)."""
-        k = coverage * self.N
-        if k <= 1.0:
-            return self.cum_errors_at(1)
-        lo = math.floor(k)
-        frac = k - lo
-        r_lo = self.cum_errors_at(lo) / lo
-        if frac == 0.0:
-            return r_lo
-        return r_lo + frac * (self.cum_errors_at(lo + 1) / (lo + 1) - r_lo)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
-def _sumprod(x: np.ndarray, y: np.ndarray) -> float:
-    """``sum(x * y)`` without BLAS: ``np.dot`` may wake BLAS threads, which costs
-    milliseconds per call on a busy machine (the bootstrap makes thousands)."""
-    return float(np.add.reduce(x * y))
-
-
-def _aurc_sum(a: np.ndarray, m: np.ndarray, t: np.ndarray, n: int, h: np.ndarray) -> float:
-    """``sum_b t_b (H_n - mean_{j<m_b} H_{a_b + j})`` over error blocks (``m_b = 0`` → 0)."""
-    am = a + m
-    m_safe = np.maximum(m, 1)
-    mean_h = h[am] - 1.0 + (a / m_safe) * (h[am] - h[a])
-    return float(_sumprod(t, h[n] - mean_h))
-
-
-# --------------------------------------------------------------------------- metric kernels
-Kernel = Callable[[WeightedBlocks], float]
-
-
-def _trapezoid(area: Kernel) -> Kernel:
-    """``mean`` area minus ``err/(2N)``: the trapezoid convention (SPEC §2)."""
-    return lambda wb: area(wb) - wb.error_rate / (2 * wb.N)
-
-
-_AURC: dict[str, Kernel] = {
-    "mean": WeightedBlocks.aurc_mean,
-    "trapezoid": _trapezoid(WeightedBlocks.aurc_mean),
-}
-_ORACLE_AURC: dict[str, Kernel] = {
-    "mean": WeightedBlocks.oracle_aurc_mean,
-    "trapezoid": _trapezoid(WeightedBlocks.oracle_aurc_mean),
-}
-_AUGRC: dict[str, Kernel] = {
-    "mean": WeightedBlocks.augrc_mean,
-    "trapezoid": _trapezoid(WeightedBlocks.augrc_mean),
-    "torch-uncertainty": _trapezoid(WeightedBlocks.augrc_mean),
-}
-
-
-def _naurc(aurc: Kernel, oracle: Kernel) -> Kernel:
-    def fn(wb: WeightedBlocks) -> float:
-        err = wb.error_rate
-        if err <= 0.0 or err >= 1.0:
-            return math.nan
-        opt = oracle(wb)
-        return (aurc(wb) - opt) / (err - opt)
-
-    return fn
-
-
-def _kernel(name: str, conv: Convention) -> Kernel | None:
-    """The closed-form evaluator of a selective metric, or None (use the general curves)."""
-    aurc = _AURC.get(conv.name)
-    by_name: dict[str, Kernel | None] = {
-        "aurc": aurc,
-        "e-aurc": (lambda wb: aurc(wb) - aurc_star(wb.error_rate)) if aurc else None,
-        "naurc": _naurc(aurc, _ORACLE_AURC[conv.name]) if aurc else None,
-        "augrc": _AUGRC.get(conv.name),
-        "auroc": WeightedBlocks.auroc,
-    }
-    if name in by_name:
-        return by_name[name]
-    family, _, value = name.partition("=")
-    if family == "risk@cov":
-        coverage = float(value)
-        return lambda wb: wb.risk_at_coverage(coverage)
-    return None
-
-
-def _evaluator(name: str, conv: Convention) -> Kernel:
-    fast = _kernel(name, conv)
-    if fast is not None:
-        return fast
-    metric = get_metric(name)
-    return lambda wb: metric(wb.curves, conv)
+def _workers() -> int:
+    """Cores this process may use (numpy releases the GIL in the chunk kernels)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -519,7 +351,7 @@ class PairedBootstrap:
         n = int(samples[0].errors.shape[0])
         if any(int(s.errors.shape[0]) != n for s in samples):
             raise UsageError("a paired bootstrap needs the same number of samples for every model")
-        conv = get_convention(convention)
+        self.convention = get_convention(convention)
         self.n = n
         self.samples = tuple(samples)
         self.scores = tuple(scores) if scores is not None else tuple(samples[0].keys)
@@ -528,25 +360,125 @@ class PairedBootstrap:
             (k, MODEL_METRICS[m]) for k, m in enumerate(self.metrics) if m in MODEL_METRICS
         ]
         self._selective = [
-            (k, _evaluator(m, conv)) for k, m in enumerate(self.metrics) if m not in MODEL_METRICS
+            (k, get_metric(m)) for k, m in enumerate(self.metrics) if m not in MODEL_METRICS
         ]
-        self._index = [
-            [_SortIndex(sort_scores(s.keys[name], s.errors)) for name in self.scores]
-            for s in self.samples
+        self._sorted: list[list[SortedScores]] = [
+            [sort_scores(s.keys[name], s.errors) for name in self.scores] for s in self.samples
         ]
-        self._harmonic = _harmonic(n)
+        for row in self._sorted:
+            for sorted_scores in row:
+                _ = sorted_scores.layout  # built once here, not in the workers
+
+    def _model_metrics(self, i: int, weights: np.ndarray, out: np.ndarray) -> None:
+        for k, metric in self._model:
+            out[:, i, :, k] = metric.batch(self.samples[i].stats, weights)[:, None]
+
+    def _score_metrics(self, i: int, j: int, counts: np.ndarray, out: np.ndarray) -> None:
+        sorted_scores = self._sorted[i][j]
+        conv = self.convention
+        blocks = sorted_scores.resample(counts) if self._selective else None
+        for k, metric in self._selective:
+            if metric.batch is not None and blocks is not None:
+                out[:, i, j, k] = metric.batch(blocks, conv)
+            else:  # no fast path: the general curves of every resample
+                for b in range(counts.shape[0]):
+                    out[b, i, j, k] = metric(Curves(sorted_scores, counts[b, : self.n]), conv)
+
+    def _tasks(self, counts: np.ndarray, out: np.ndarray) -> list[Callable[[], object]]:
+        """One task per model (model metrics) and per (model, score), writing into ``out``."""
+        tasks: list[Callable[[], object]] = []
+        if self._model:
+            weights = counts[:, : self.n].astype(np.float64)  # shared by every model
+            tasks += [
+                partial(self._model_metrics, i, weights, out) for i in range(len(self.samples))
+            ]
+        if self._selective:
+            tasks += [
+                partial(self._score_metrics, i, j, counts, out)
+                for i in range(len(self.samples))
+                for j in range(len(self.scores))
+            ]
+        return tasks
+
+    def replicates(self, counts: np.ndarray, *, pool: Executor | None = None) -> np.ndarray:
+        """Every metric on a batch of resamples.
+
+        Parameters
+        ----------
+        counts : ndarray of int, shape (B, n)
+            One count vector per row.
+        pool : Executor, optional
+            Runs the (model, score) pairs concurrently.
+
+        Returns
+        -------
+        ndarray, shape (B, models, scores, metrics)
+        """
+        counts = np.pad(np.atleast_2d(counts), ((0, 0), (0, 1)))  # see SortedScores.resample
+        if int(counts.sum(dtype=np.int64)) < 2**31:
+            counts = counts.astype(np.int32)
+        out = np.empty((counts.shape[0], len(self.samples), len(self.scores), len(self.metrics)))
+        _run(self._tasks(counts, out), pool)
+        return out
 
     def replicate(self, counts: np.ndarray) -> np.ndarray:
         """Every metric on one resample: array of shape (models, scores, metrics)."""
-        out = np.empty((len(self.samples), len(self.scores), len(self.metrics)))
-        for i, s in enumerate(self.samples):
-            for k, mm in self._model:
-                out[i, :, k] = mm(s.stats, counts)
-            for j, ix in enumerate(self._index[i]):
-                wb = WeightedBlocks(ix, counts, self._harmonic)
-                for k, fn in self._selective:
-                    out[i, j, k] = fn(wb)
-        return out
+        return self.replicates(counts[None, :])[0]
+
+    def run(
+        self,
+        n_boot: int,
+        *,
+        seed: int = 0,
+        progress: Callable[[int], object] | None = None,
+    ) -> BootstrapResult:
+        """``n_boot`` resamples drawn from ``seed`` (see :func:`bootstrap_metrics`)."""
+        if n_boot < 1:
+            raise UsageError(f"the number of bootstrap resamples must be >= 1, got {n_boot}")
+        out = np.empty((n_boot, len(self.samples), len(self.scores), len(self.metrics)))
+        draws = bootstrap_counts(self.n, n_boot, seed=seed)
+        step = chunk_size(self.n, n_boot)
+        bounds = [*range(0, n_boot, step), n_boot]
+
+        def draw(size: int) -> np.ndarray:
+            # int32: half the memory traffic of the gathers; a zero last column,
+            # which the gathers put before every row (see SortedScores.resample)
+            counts = np.empty((size, self.n + 1), dtype=np.int32)
+            counts[:, -1] = 0
+            for row in counts:
+                row[:-1] = next(draws)
+            return counts
+
+        workers = min(_workers(), len(self.samples) * max(len(self.scores), 1) + 1)
+        pool = None
+        if workers > 1:
+            _keep_freed_memory()
+            pool = ThreadPoolExecutor(workers)
+        try:
+            with bars.task("bootstrap", n_boot, unit="resamples") as advance:
+                counts = draw(bounds[1] - bounds[0])
+                for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+                    tasks = self._tasks(counts, out[lo:hi])
+                    following = bounds[c + 2] - hi if c + 2 < len(bounds) else 0
+                    if following:  # draw the next chunk while this one is evaluated
+                        tasks.append(partial(draw, following))
+                    results = _run(tasks, pool)
+                    counts = results[-1] if following else counts
+                    advance(hi - lo)
+                    if progress is not None:
+                        progress(hi - lo)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        return BootstrapResult(out, self.scores, self.metrics, n_boot, seed)
+
+
+def _run(tasks: Sequence[Callable[[], Any]], pool: Executor | None) -> list[Any]:
+    """Run the tasks (concurrently with a pool) and return their results in order."""
+    if pool is None or len(tasks) < 2:
+        return [task() for task in tasks]
+    futures: list[Future[Any]] = [pool.submit(task) for task in tasks]
+    return [f.result() for f in futures]
 
 
 def bootstrap_metrics(
@@ -557,6 +489,7 @@ def bootstrap_metrics(
     convention: str = "mean",
     n_boot: int = 1000,
     seed: int = 0,
+    progress: Callable[[int], object] | None = None,
 ) -> BootstrapResult:
     """Paired bootstrap replicates of metrics, one sort per score.
 
@@ -576,6 +509,8 @@ def bootstrap_metrics(
         Number of resamples ``B``.
     seed : int
         Seeds the resampling (:func:`bootstrap_counts`).
+    progress : callable, optional
+        Called with the number of resamples finished, after every chunk.
 
     Returns
     -------
@@ -584,8 +519,12 @@ def bootstrap_metrics(
     Notes
     -----
     Every resample draws one count vector and applies it to every model and
-    score. Cost per resample and score is O(n) (a gather, two cumulative sums,
-    closed forms over the error blocks); no resample is sorted.
+    score. Resamples go in chunks (:func:`chunk_size`); per chunk and (model,
+    score) the counts are gathered into sorted order, summed once and every
+    metric is a few vector expressions over the chunk
+    (:class:`~sc_eval.curves.ResampledBlocks`); no resample is sorted. The
+    (model, score) pairs of a chunk run on a thread per core, while the next
+    chunk's counts are drawn.
 
     Examples
     --------
@@ -598,13 +537,8 @@ def bootstrap_metrics(
     >>> r.values.shape, bool((r.replicates(0, "s", "aurc") == r.replicates(1, "s", "aurc")).all())
     ((50, 2, 1, 1), True)
     """
-    if n_boot < 1:
-        raise UsageError(f"the number of bootstrap resamples must be >= 1, got {n_boot}")
     boot = PairedBootstrap(samples, metrics=metrics, scores=scores, convention=convention)
-    out = np.empty((n_boot, len(boot.samples), len(boot.scores), len(boot.metrics)))
-    for b, counts in enumerate(bootstrap_counts(boot.n, n_boot, seed=seed)):
-        out[b] = boot.replicate(counts)
-    return BootstrapResult(out, boot.scores, boot.metrics, n_boot, seed)
+    return boot.run(n_boot, seed=seed, progress=progress)
 
 
 # --------------------------------------------------------------------------- single model

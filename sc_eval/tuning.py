@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sc_eval import progress
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
 from sc_eval.metrics import Curves, get_convention
@@ -318,7 +319,11 @@ def _tune_aurc(
         warnings.warn(why, _warning_class(), stacklevel=4)
         return _Choice(score.resolve(fixed), False, {"fixed": sorted(fixed)}, why)
     candidates = _grid(score, rows, fixed)
-    aurcs = [tuning_aurc(_score_keys(score, rows, c), errors) for c in candidates]
+    aurcs = []
+    with progress.task(f"tuning {score.name}", len(candidates), unit="candidates") as advance:
+        for c in candidates:
+            aurcs.append(tuning_aurc(_score_keys(score, rows, c), errors))
+            advance(1)
     best = int(np.argmin(aurcs))
     params = score.resolve(candidates[best])
     details: dict[str, Any] = {
@@ -494,17 +499,19 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
                 )
         errors = np.argmax(rows, axis=1) != labels
         info["tune_error_rate"] = float(errors.mean())
-        for name in tunable:
-            score = get_score(name)
-            assert score.tuning is not None
-            fixed = {k: float(v) for k, v in params[name].items()}
-            choice = TUNERS[score.tuning](score, rows, labels, errors, fixed)
-            params[name] = choice.params
-            per_score[name] = {"params": choice.params, "tuned": choice.tuned, **choice.details}
-            if choice.tuned:
-                tuned.append(name)
-            if choice.note:
-                notes.append(choice.note)
+        with progress.task("tuning", len(tunable), unit="scores") as advance:
+            for name in tunable:
+                score = get_score(name)
+                assert score.tuning is not None
+                fixed = {k: float(v) for k, v in params[name].items()}
+                choice = TUNERS[score.tuning](score, rows, labels, errors, fixed)
+                params[name] = choice.params
+                per_score[name] = {"params": choice.params, "tuned": choice.tuned, **choice.details}
+                if choice.tuned:
+                    tuned.append(name)
+                if choice.note:
+                    notes.append(choice.note)
+                advance(1)
     else:
         effect = (
             f"--val {opts.val.name} is not used"

@@ -3,6 +3,7 @@ p-values and seeding."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -13,10 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import seeded_conf_err, small_conf_err
 
+import sc_eval.stats
 from sc_eval.curves import sort_scores
 from sc_eval.errors import UsageError
 from sc_eval.io import predictions_from_arrays
-from sc_eval.metrics import CONVENTIONS, MODEL_METRICS, Curves, SampleStats, get_metric
+from sc_eval.metrics import (
+    CONVENTIONS,
+    MODEL_METRICS,
+    SELECTIVE_METRICS,
+    Curves,
+    SampleStats,
+    get_metric,
+)
 from sc_eval.pipeline import EvalOptions, evaluate_source
 from sc_eval.stats import (
     PairedBootstrap,
@@ -28,18 +37,17 @@ from sc_eval.stats import (
 )
 
 SELECTIVE = (
-    "aurc",
-    "e-aurc",
-    "naurc",
-    "augrc",
-    "auroc",
-    "fpr@95tpr",
+    *SELECTIVE_METRICS,  # every registry entry, so a new metric is checked too
     "risk@cov=1",
     "risk@cov=0.9",
     "risk@cov=0.5",
     "risk@cov=0.37",
     "risk@cov=0.001",
     "cov@risk=0.1",
+    "cov@risk=0.05",
+    "cov@risk=0.3",
+    "cov@risk=0.6",
+    "cov@risk=1",
     "cov@risk=0",
 )
 ALL_METRICS = (*MODEL_METRICS, *SELECTIVE)
@@ -64,18 +72,24 @@ def _resorted(model: SimpleNamespace, counts: np.ndarray, convention: str) -> di
     return out
 
 
-def _assert_fast_equals_resorted(conf: np.ndarray, err: np.ndarray, seed: int) -> None:
+def _assert_fast_equals_resorted(
+    conf: np.ndarray, err: np.ndarray, seed: int, n_boot: int = 4
+) -> None:
+    """Every metric, every convention: the batched fast path (several resamples in one
+    batch, so rows of the batch must not leak into each other) equals re-sorting
+    each resample."""
     model = _model(conf, err, seed)
+    counts = np.stack(list(bootstrap_counts(conf.shape[0], n_boot, seed=seed)))
     for convention in CONVENTIONS:
         boot = PairedBootstrap([model], metrics=ALL_METRICS, convention=convention)
-        for counts in bootstrap_counts(conf.shape[0], 3, seed=seed):
-            fast = boot.replicate(counts)[0, 0]
-            slow = _resorted(model, counts, convention)
+        batch = boot.replicates(counts)[:, 0, 0]
+        for b in range(n_boot):
+            slow = _resorted(model, counts[b], convention)
             for k, name in enumerate(ALL_METRICS):
-                f, s = fast[k], slow[name]
+                f, s = batch[b, k], slow[name]
                 assert (math.isnan(f) and math.isnan(s)) or f == pytest.approx(
                     s, rel=1e-9, abs=1e-12
-                ), (convention, name, f, s)
+                ), (convention, name, b, f, s)
 
 
 @given(small_conf_err(max_n=12), st.integers(0, 2**32 - 1))
@@ -100,6 +114,63 @@ def test_fast_path_equals_resorting_real_scores():
     )
     for name in ("msp", "margin"):
         _assert_fast_equals_resorted(scored.keys[name], scored.errors, seed=11)
+
+
+def test_resampled_blocks_do_not_depend_on_the_count_dtype():
+    """int32 counts are summed in int32, others in int64: same blocks either way."""
+    rng = np.random.default_rng(3)
+    err = rng.random(500) < 0.3
+    sorted_scores = sort_scores(np.round(rng.normal(size=500), 1), err)
+    counts = np.stack(list(bootstrap_counts(500, 6, seed=1)))
+    narrow, wide = (sorted_scores.resample(counts.astype(t)) for t in (np.int32, np.int64))
+    assert narrow.e0.dtype == np.int32 and wide.e0.dtype == np.int64
+    for name in ("N", "E", "a", "m", "t", "e0"):
+        np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name))
+    np.testing.assert_array_equal(narrow.risk_sum, wide.risk_sum)
+
+
+def test_every_metric_has_a_fast_path():
+    """The registry entries carry their batch kernels (the bootstrap's fast path),
+    which the tests above check against re-sorting."""
+    names = (*SELECTIVE, "risk@cov=0.25", "cov@risk=0.02")
+    assert all(get_metric(m).batch is not None for m in names)
+    assert all(m.batch is not None for m in MODEL_METRICS.values())
+
+
+def test_general_path_without_a_kernel_gives_the_same_replicates(monkeypatch):
+    """A metric without a batch kernel falls back to its curve definition per resample."""
+    rng = np.random.default_rng(5)
+    err = rng.random(120) < 0.3
+    model = _model(np.round(rng.normal(size=120) - err, 1), err)
+    names = ("aurc", "auroc", "fpr@95tpr", "risk@cov=0.7", "cov@risk=0.1")
+    fast = bootstrap_metrics([model], metrics=names, n_boot=7, seed=3).values
+    plain = get_metric
+    monkeypatch.setattr(
+        sc_eval.stats, "get_metric", lambda n: dataclasses.replace(plain(n), batch=None)
+    )
+    slow = bootstrap_metrics([model], metrics=names, n_boot=7, seed=3).values
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-15)
+
+
+def test_chunks_and_threads_do_not_change_the_replicates(monkeypatch):
+    """Chunked, threaded resampling gives exactly what one resample at a time gives."""
+    rng = np.random.default_rng(9)
+    err = rng.random(300) < 0.25
+    models = [_model(rng.normal(size=300) - err, err, 1), _model(rng.normal(size=300), err, 2)]
+    names = ("acc", "ece", "aurc", "augrc", "risk@cov=0.5", "cov@risk=0.05")
+    one_by_one = np.stack(
+        [
+            PairedBootstrap(models, metrics=names).replicate(c)
+            for c in bootstrap_counts(300, 23, seed=4)
+        ]
+    )
+    for chunk, workers in ((1 << 19, 1), (300 * 5, 2), (1, 3)):
+        monkeypatch.setattr(sc_eval.stats, "CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(sc_eval.stats, "_workers", lambda w=workers: w)
+        ticks: list[int] = []
+        r = bootstrap_metrics(models, metrics=names, n_boot=23, seed=4, progress=ticks.append)
+        np.testing.assert_array_equal(r.values, one_by_one)
+        assert sum(ticks) == 23 and len(ticks) == -(-23 // sc_eval.stats.chunk_size(300, 23))
 
 
 @given(seeded_conf_err(max_n=300, ties=True), st.integers(0, 2**32 - 1))

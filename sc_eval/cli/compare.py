@@ -45,6 +45,7 @@ CompareRisks = Annotated[
 
 @app.command()
 @handle_errors
+@o.with_progress
 @o.with_checkpoint_options
 def compare(
     sources: Annotated[

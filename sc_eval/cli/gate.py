@@ -14,6 +14,7 @@ from sc_eval.cli import options as o
 
 @app.command()
 @handle_errors
+@o.with_progress
 @o.with_checkpoint_options
 def gate(
     candidate: Annotated[

@@ -85,6 +85,14 @@ ChunkSize = Annotated[
     ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+ProgressBars = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bars on stderr for long steps (bootstrap, tuning, scoring big files); "
+        "only on a terminal, never on stdout.",
+    ),
+]
 NanPolicy = Annotated[
     str,
     typer.Option(
@@ -614,6 +622,34 @@ def with_checkpoint_options(fn: Any) -> Any:
         given = {name: kwargs.pop(name) for name in names if name in kwargs}
         kwargs["checkpoint"] = checkpoint_options(**given)
         return fn(*args, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+def with_progress(fn: Any) -> Any:
+    """Give a command ``--progress/--no-progress`` (before its ``debug`` parameter) and
+    run it with progress bars on or off (:func:`sc_eval.progress.enabled`)."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn, eval_str=True)
+    kept = list(sig.parameters.values())
+    at = next((i for i, p in enumerate(kept) if p.name == "debug"), len(kept))
+    option = inspect.Parameter(
+        "progress", inspect.Parameter.KEYWORD_ONLY, default=True, annotation=ProgressBars
+    )
+    params = (
+        kept[:at] + [option] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept[at:]]
+    )
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sc_eval.progress import enabled
+
+        with enabled(kwargs.pop("progress", True)):
+            return fn(*args, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}

@@ -13,6 +13,7 @@ from sc_eval.cli import options as o
 
 @app.command()
 @handle_errors
+@o.with_progress
 def threshold(
     source: Annotated[
         Path,
