@@ -17,6 +17,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,9 @@ def tree_sha256(root: str | os.PathLike[str], files: Iterable[str]) -> str:
 def _stat_signature(paths: Iterable[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
-        st = p.stat()
-        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+        st = p.stat()  # ctime too: `cp -p` or `touch -r` can restore mtime, not ctime
+        sig = f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n"
+        h.update(sig.encode())
     return h.hexdigest()
 
 
@@ -82,18 +85,44 @@ def memo_digest(
     if cache_dir is None:
         return compute()
     memo = cache_dir / "hashes" / f"{_stat_signature(paths)}.sha256"
-    with contextlib.suppress(OSError):
-        text = memo.read_text().strip()
-        if len(text) == 64:
-            return text
+    text = read_cache_text(memo, limit=65)
+    if text is not None and re.fullmatch(r"[0-9a-f]{64}", text.strip()):
+        return text.strip()
     digest = compute()
     from sc_eval.errors import InputError
     from sc_eval.outputs import write_text
 
     with contextlib.suppress(OSError, InputError):
         memo.parent.mkdir(parents=True, exist_ok=True)
-        write_text(memo, digest + "\n", join=False)  # atomic; not one of the command's outputs
+        write_text(memo, digest + "\n", join=False, cache=True)
     return digest
+
+
+def is_cache_file(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link: cache entries are only ever
+    written so, and anything else (a planted link, FIFO or device) is ignored."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode)
+
+
+def read_cache_text(path: Path, *, limit: int) -> str | None:
+    """A small cache file's text, or None: never follows a link, never blocks on a FIFO,
+    never reads more than ``limit`` bytes (a link to ``/dev/zero`` would never end)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def cache_key(fields: dict[str, Any]) -> str:

@@ -148,12 +148,16 @@ class ImageBatches:
     def load(self, position: int) -> np.ndarray:
         """One image as a normalised ``float32`` ``[3, S, S]`` array."""
         from PIL import Image, UnidentifiedImageError
+        from PIL.Image import DecompressionBombError
 
         t = self.transform
         path = self.root / self.files[position]
         try:
             with Image.open(path) as im:
                 rgb = im.convert("RGB")
+        except DecompressionBombError as e:
+            raise InputError(f"refusing an oversized image (decompression bomb?): {e}",
+                             path=path) from None  # fmt: skip
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise InputError(f"cannot read image: {e}", path=path) from None
         w, h = rgb.size

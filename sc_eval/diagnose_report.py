@@ -8,7 +8,6 @@ it names). Human tables show AUROC, accuracy and ECE in percent and say so.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -23,7 +22,7 @@ from sc_eval.diagnose import (
     GroupSummary,
     ModelDiagnosis,
 )
-from sc_eval.report import Grid, _md_table, json_safe
+from sc_eval.report import Grid, _md_table, csv_writer, json_safe
 from sc_eval.stats import Interval
 from sc_eval.suppression import GROUPS, Suppression
 
@@ -490,7 +489,7 @@ def render_csv(d: Diagnosis, **_: Any) -> str:
     """Long format: one row per number (model, section, item, group, quantity, value, low,
     high, unit); empty cells where undefined."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(["model", "section", "item", "group", "quantity", "value", "low", "high", "unit"])
     for row in _csv_rows(d):
         w.writerow(

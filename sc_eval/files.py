@@ -160,6 +160,8 @@ def parse_json(data: bytes | str, *, path: object, what: str = "JSON") -> Any:
         raise InputError(f"{what} has the key {str(e)!r} twice", path=path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"not valid {what}: {e}", path=path) from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"{what} holds an unreadable number: {_short(e)}", path=path) from None
     except RecursionError:  # pragma: no cover - the depth check comes first
         raise InputError(f"{what} nested too deeply", path=path) from None
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from sc_eval.errors import InputError, UsageError
+from sc_eval.errors import InputError, UsageError, printable
 from sc_eval.files import read_json
 from sc_eval.metrics import MODEL_METRICS, get_metric
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
@@ -107,6 +107,8 @@ def parse_tolerances(text: str | None) -> tuple[float, dict[str, float]]:
         if not tol >= 0:
             raise UsageError(f"tolerance '{part}' must be >= 0")
         if eq:
+            if name.strip() in per:
+                raise UsageError(f"--tolerance gives {name.strip()} twice")
             per[name.strip()] = tol
         else:
             default = tol
@@ -172,11 +174,25 @@ def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     return res
 
 
-def _is_value(v: object) -> bool:
-    """A metric value as results store it: a number, null (undefined) or "inf"/"-inf"."""
+#: Metrics whose values are fractions in [0, 1] (a baseline outside that is corrupt).
+_UNIT_INTERVAL = ("aurc", "e-aurc", "augrc", "auroc", "fpr@95tpr", "acc", "ece", "risk@cov",
+                  "cov@risk")  # fmt: skip
+
+
+def _is_value(v: object, name: str = "") -> bool:
+    """A metric value as results store it: a finite number (in [0, 1] for fractions),
+    null (undefined) or "inf"/"-inf" (an infinite NLL)."""
     if v is None or v in ("inf", "-inf", "nan"):
-        return True
-    return isinstance(v, int | float) and not isinstance(v, bool)
+        return name.split("=")[0] not in _UNIT_INTERVAL or v in (None, "nan")
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return False
+    try:
+        x = float(v)
+    except OverflowError:
+        return False
+    if not math.isfinite(x):
+        return False
+    return 0.0 <= x <= 1.0 if name.split("=")[0] in _UNIT_INTERVAL else True
 
 
 def _check_result_schema(res: dict[str, Any], path: object) -> None:
@@ -189,8 +205,8 @@ def _check_result_schema(res: dict[str, Any], path: object) -> None:
         if not isinstance(res.get(key), str):
             raise bad(key, "a string")
     metrics = res.get("model_metrics")
-    if not isinstance(metrics, dict) or not all(_is_value(v) for v in metrics.values()):
-        raise bad("model_metrics", "an object of numbers")
+    if not isinstance(metrics, dict) or not all(_is_value(v, k) for k, v in metrics.items()):
+        raise bad("model_metrics", "an object of finite numbers (fractions in [0, 1])")
     scores = res.get("scores")
     if not isinstance(scores, dict):
         raise bad("scores", "an object of scores")
@@ -198,13 +214,13 @@ def _check_result_schema(res: dict[str, Any], path: object) -> None:
         if not isinstance(entry, dict):
             raise bad(f"scores.{name}", "an object with 'metrics'")
         values = entry.get("metrics", {})
-        if not isinstance(values, dict) or not all(_is_value(v) for v in values.values()):
-            raise bad(f"scores.{name}.metrics", "an object of numbers")
+        if not isinstance(values, dict) or not all(_is_value(v, k) for k, v in values.items()):
+            raise bad(f"scores.{name}.metrics", "an object of finite numbers (fractions in [0, 1])")
         params = entry.get("params") or {}
         if not isinstance(params, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in params.values()
+            _is_value(v) and v is not None and not isinstance(v, str) for v in params.values()
         ):
-            raise bad(f"scores.{name}.params", "an object of numbers")
+            raise bad(f"scores.{name}.params", "an object of finite numbers")
 
 
 def baseline_params(
@@ -550,20 +566,22 @@ def baseline_tuning(
 
 def to_markdown(report: GateReport) -> str:
     """The verdict as Markdown (for ``$GITHUB_STEP_SUMMARY`` and ``--format markdown``)."""
+    from sc_eval.report import md_cell
+
     head, rows = verdict_rows(report)
     icon = "☑️" if report.updated_baseline else ("✅" if report.passed else "❌")
     status = f"{icon} {report.status.lower()}"
     lines = [
         f"### sc-eval gate: {status}",
         "",
-        f"Candidate `{report.candidate}` vs baseline `{report.baseline}` "
+        f"Candidate `{md_cell(report.candidate)}` vs baseline `{md_cell(report.baseline)}` "
         f"({report.baseline_kind}, AURC convention {report.convention}).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",
     ]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    lines += ["", *footnotes(report)] if footnotes(report) else []
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
+    lines += ["", *map(md_cell, footnotes(report))] if footnotes(report) else []
     return "\n".join(lines) + "\n"
 
 
@@ -585,13 +603,14 @@ def to_junit(report: GateReport) -> str:
         ("baseline_kind", report.baseline_kind),
         ("convention", report.convention),
     ):
-        ET.SubElement(props, "property", name=k, value=v)
+        ET.SubElement(props, "property", name=k, value=printable(v))
     head, rows = verdict_rows(report)
     for verdict, row in zip(report.verdicts, rows, strict=True):
-        case = ET.SubElement(suite, "testcase", classname="sc-eval.gate", name=row[0])
-        details = "; ".join(f"{h}={c}" for h, c in zip(head, row, strict=True))
+        case = ET.SubElement(suite, "testcase", classname="sc-eval.gate", name=printable(row[0]))
+        details = printable("; ".join(f"{h}={c}" for h, c in zip(head, row, strict=True)))
         if not verdict.passed:
-            fail = ET.SubElement(case, "failure", message=verdict.reason, type="regression")
+            reason = printable(verdict.reason)
+            fail = ET.SubElement(case, "failure", message=reason, type="regression")
             fail.text = details
         else:
             out = ET.SubElement(case, "system-out")

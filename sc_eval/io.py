@@ -876,6 +876,7 @@ def write_predictions(
     index: np.ndarray | None = None,
     metadata: dict[str, str] | None = None,
     join: bool = True,
+    cache: bool = False,
 ) -> None:
     """Write the canonical ``.safetensors`` predictions file, atomically.
 
@@ -907,7 +908,7 @@ def write_predictions(
         tensors["index"] = np.ascontiguousarray(np.asarray(index, dtype=np.int64))
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, labels_sha256=labels_sha256(labels))
-    with atomic_output(path, join=join) as tmp:
+    with atomic_output(path, join=join, cache=cache) as tmp:
         save_safetensors(tmp, tensors, meta)
 
 

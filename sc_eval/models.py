@@ -30,6 +30,7 @@ import importlib.util
 import os
 import re
 import sys
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,9 +249,36 @@ def load_model(path: str | os.PathLike[str], spec: ModelSpec = ModelSpec()) -> L
     return loader(p, spec)
 
 
+def check_torchscript_archive(path: str | os.PathLike[str]) -> None:
+    """Refuse a TorchScript archive whose code calls file, library or network operators
+    (``torch.from_file`` can map and write any path; ``c10d`` talks to the network).
+
+    TorchScript runs only its own operators, but some operators are I/O; the
+    archive's ``code/`` members are searched for them before ``torch.jit.load``.
+    """
+    from sc_eval.files import check_zip
+
+    members = [m.name for m in check_zip(path, single_root=True)]
+    with zipfile.ZipFile(path) as zf:
+        for name in members:
+            inner = name.split("/", 1)[1]
+            if not inner.startswith("code/"):
+                continue
+            found = _UNSAFE_SCRIPT.search(zf.read(name))
+            if found:
+                raise InputError(
+                    f"the TorchScript code ({inner}) calls '{found.group(0).decode()}', which "
+                    f"reads or writes files, libraries or the network; refusing to run it. "
+                    f"{TRUST_HINT}",
+                    path=path,
+                )
+
+
 def _load_torchscript(path: Path, spec: ModelSpec) -> LoadedModel:
     import torch
 
+    if not spec.trust_pickle:
+        check_torchscript_archive(path)
     try:
         with quiet():
             module = torch.jit.load(str(path), map_location="cpu")
@@ -603,8 +631,12 @@ def _build_callable(module_name: str, attr: str, args: dict[str, Any]) -> Any:
     arch = f"{module_name}:{attr}"
     try:
         module = _import_user_module(module_name)
-    except ImportError as e:
+    except (ImportError, SyntaxError) as e:
         raise UsageError(f"--arch '{arch}': cannot import '{module_name}': {e}") from None
+    except (Exception, SystemExit) as e:  # the module's own code failed while importing
+        raise UsageError(
+            f"--arch '{arch}': importing '{module_name}' failed: {_first_line(e)}"
+        ) from None
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -635,6 +667,8 @@ def _import_user_module(name: str) -> Any:
 def _call(arch: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
+    except SystemExit as e:  # a factory that calls sys.exit() must not end sc-eval quietly
+        raise UsageError(f"--arch '{arch}': the factory called exit({e.code})") from None
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise UsageError(f"--arch '{arch}': building it with ({shown}) failed: {e}") from None
@@ -676,6 +710,22 @@ _SAFE_TARGET = re.compile(
     r"^(torch\.ops\.[A-Za-z0-9_.]+|_operator\.[a-z_]+|math\.[a-z_0-9]+|"
     r"torch\.sym_[a-z_]+|torch\._sym_[a-z_]+|#.*)$"
 )
+#: Operator namespaces a program may call: tensor maths. Others reach files, the network
+#: or devices (c10d, symm_mem, debugprims.load_tensor …) and are refused.
+_SAFE_OP_NAMESPACES = frozenset(
+    {"aten", "prims", "quantized", "_quantized", "higher_order", "mkldnn", "onednn",
+     "quantization", "rngprims", "profiler"}
+)  # fmt: skip
+#: Operators of those namespaces that touch files: ``aten.from_file`` maps (and with
+#: ``shared=True`` writes) any path.
+_UNSAFE_OPS = frozenset({"from_file"})
+#: Words whose presence in TorchScript code means file, library or network access.
+_UNSAFE_SCRIPT = re.compile(
+    rb"\bfrom_file\b|load_library|\bc10d\b|debugprims|symm_mem|_load_for_mobile"
+)
+#: Largest integer constant and exponent a shape expression or guard may hold.
+_MAX_CONSTANT = 2**63
+_MAX_EXPONENT = 64
 _GUARD_NAMES = frozenset(
     {"L", "math", "torch", "IsNonOverlappingAndDenseIndicator",
      "cast_symbool_to_symint_guardless", "int", "float", "abs", "min", "max", "round", "bool",
@@ -719,11 +769,50 @@ def _expression_ok(text: str, *, names: frozenset[str], attrs: frozenset[str]) -
             return False
         if isinstance(node, ast.Attribute) and node.attr not in attrs:
             return False
-        if isinstance(node, ast.Constant) and not isinstance(
-            node.value, (int, float, str, bool, type(None))
-        ):
+        if isinstance(node, ast.Constant) and not _constant_ok(node.value):
+            return False
+        bounded = (
+            isinstance(node.op, ast.Pow | ast.LShift | ast.Mult)
+            if isinstance(node, ast.BinOp)
+            else False
+        )
+        if bounded and not _bounded_operation(node):  # type: ignore[arg-type]
             return False
     return True
+
+
+def _constant_ok(value: object) -> bool:
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, int | float):
+        return abs(value) <= _MAX_CONSTANT
+    return isinstance(value, str) and len(value) <= 256
+
+
+def _bounded_operation(node: ast.BinOp) -> bool:
+    """``x ** k`` and ``x << k`` only with a small constant ``k`` (``9**9**9`` would run
+    for ever); no multiplication of strings (``'a' * 10**10``)."""
+    if isinstance(node.op, ast.Mult):
+        return not any(
+            isinstance(side, ast.Constant) and isinstance(side.value, str)
+            for side in (node.left, node.right)
+        )
+    k = node.right
+    return (
+        isinstance(k, ast.Constant) and isinstance(k.value, int) and abs(k.value) <= (_MAX_EXPONENT)
+    )
+
+
+def _target_ok(target: str) -> bool:
+    """A call target of an exported program that cannot reach files, network or devices."""
+    if not _SAFE_TARGET.match(target):
+        return False
+    if not target.startswith("torch.ops."):
+        return True
+    parts = target.split(".")
+    namespace = parts[2] if len(parts) > 2 else ""
+    op = parts[3] if len(parts) > 3 else ""
+    return namespace in _SAFE_OP_NAMESPACES and op not in _UNSAFE_OPS
 
 
 def _walk_json(obj: Any) -> Iterator[tuple[str, Any]]:
@@ -814,10 +903,11 @@ def _check_payload_config(config: Any, member: str, path: Path) -> None:
 
 def _check_program_json(program: Any, member: str, path: Path) -> None:
     for key, value in _walk_json(program):
-        if key == "target" and isinstance(value, str) and not _SAFE_TARGET.match(value):
+        if key == "target" and isinstance(value, str) and not _target_ok(value):
             raise InputError(
                 f"the exported program ({member}) calls '{value[:80]}', which is not a "
-                f"PyTorch operator; refusing to load it. {TRUST_HINT}",
+                f"tensor operator sc-eval allows (file, network or device access, or plain "
+                f"Python); refusing to load it. {TRUST_HINT}",
                 path=path,
             )
         if key == "expr_str" and not (

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sc_eval.errors import InputError
+from sc_eval.errors import InputError, printable
 from sc_eval.files import os_error_reason
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "check_appendable",
     "check_output_path",
     "check_replaceable",
+    "is_stream",
     "transaction",
     "write_text",
 ]
@@ -159,7 +160,7 @@ def append_on_commit(path: str | os.PathLike[str], text: str) -> None:
 
 
 # --------------------------------------------------------------------------- checks
-def _is_stream(path: Path) -> bool:
+def is_stream(path: Path) -> bool:
     """Write through rather than replace: devices, FIFOs, ``/dev/stdout`` and friends."""
     text = os.fspath(path)
     if text in _STD_STREAMS or _FD_PATH.match(text):
@@ -173,7 +174,14 @@ def _is_stream(path: Path) -> bool:
 
 def _real_target(path: Path) -> Path:
     """Where a rename must land: a symbolic link is followed to the file it names."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:  # a dangling link: its target will be created
+        return Path(os.path.realpath(path))
+    except OSError as e:  # ELOOP: a link cycle
+        raise InputError(f"cannot write: {os_error_reason(e)}", path=path) from None
 
 
 def check_output_path(path: str | os.PathLike[str], *, rewrites_input: bool = False) -> Path:
@@ -185,7 +193,7 @@ def check_output_path(path: str | os.PathLike[str], *, rewrites_input: bool = Fa
     """
     given = Path(path)
     try:
-        if _is_stream(given):
+        if is_stream(given):
             return given
         target = _real_target(given)
         if len(os.fsencode(target.name)) > _NAME_MAX:
@@ -199,16 +207,8 @@ def check_output_path(path: str | os.PathLike[str], *, rewrites_input: bool = Fa
             raise InputError("output directory does not exist", path=parent)
         if target.is_dir():
             raise InputError("is a directory, expected an output file path", path=given)
-        txn = _ACTIVE.get()
-        ident = _identity(target)
-        if txn is not None and ident is not None and not rewrites_input:
-            for name, other in txn.inputs:
-                if other == ident:
-                    raise InputError(
-                        f"is the same file as the input {name}; writing it would destroy the "
-                        "input. Choose another output path",
-                        path=given,
-                    )
+        if not rewrites_input:
+            _refuse_input(target, given)
         _probe_directory(parent)
     except OSError as e:
         raise InputError(f"cannot write: {os_error_reason(e)}", path=path) from None
@@ -221,7 +221,7 @@ def check_appendable(path: str | os.PathLike[str]) -> Path:
     a writable regular file or stream."""
     p = Path(path)
     try:
-        if _is_stream(p):
+        if is_stream(p):
             return p
         parent = p.parent if str(p.parent) else Path(".")
         if not parent.is_dir():
@@ -230,6 +230,7 @@ def check_appendable(path: str | os.PathLike[str]) -> Path:
             raise InputError("cannot append: is a directory", path=path)
         if p.exists() and not os.access(p, os.W_OK):
             raise InputError("cannot append: permission denied", path=path)
+        _refuse_input(p, path)
         if not p.exists():
             _probe_directory(parent)
     except OSError as e:
@@ -249,6 +250,21 @@ def check_replaceable(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _refuse_input(target: Path, given: object) -> None:
+    """An output that is one of the running command's inputs (any link to it) is refused."""
+    txn = _ACTIVE.get()
+    ident = _identity(target)
+    if txn is None or ident is None:
+        return
+    for name, other in txn.inputs:
+        if other == ident:
+            raise InputError(
+                f"is the same file as the input {name}; writing it would destroy the input. "
+                "Choose another output path",
+                path=given,
+            )
+
+
 def _probe_directory(parent: Path) -> None:
     """Create and remove a temporary file: the only exact test that the directory takes one."""
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=parent)
@@ -264,6 +280,7 @@ def atomic_output(
     announce: bool = False,
     join: bool = True,
     rewrites_input: bool = False,
+    cache: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary path to write; put it in place at the end.
 
@@ -272,11 +289,16 @@ def atomic_output(
     exception the temporary file is removed and ``path`` is untouched.
     ``announce`` prints ``sc-eval: wrote PATH`` on stderr once it is in place;
     ``rewrites_input`` allows replacing one of the command's inputs on purpose
-    (``gate --update-baseline``).
+    (``gate --update-baseline``). ``cache`` (cache entries, hash memos): the path
+    itself is replaced whatever it is — a planted symbolic link is not followed,
+    a FIFO or device not written through.
     """
-    given = check_output_path(path, rewrites_input=rewrites_input)
-    stream = _is_stream(given)
-    target = given if stream else _real_target(given)
+    if cache:
+        given, stream, target = Path(path), False, Path(path)
+    else:
+        given = check_output_path(path, rewrites_input=rewrites_input)
+        stream = is_stream(given)
+        target = given if stream else _real_target(given)
     directory = Path(tempfile.gettempdir()) if stream else (target.parent or Path("."))
     try:
         fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".tmp", dir=directory)
@@ -284,7 +306,7 @@ def atomic_output(
     except OSError as e:
         raise InputError(f"cannot write: {os_error_reason(e)}", path=path) from None
     tmp = Path(name)
-    item = _Staged(tmp, target, stream, f"sc-eval: wrote {path}" if announce else None)
+    item = _Staged(tmp, target, stream, f"sc-eval: wrote {printable(path)}" if announce else None)
     try:
         try:
             yield tmp
@@ -343,7 +365,10 @@ def write_text(
     announce: bool = False,
     join: bool = True,
     rewrites_input: bool = False,
+    cache: bool = False,
 ) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_output` for the flags)."""
-    with atomic_output(path, announce=announce, join=join, rewrites_input=rewrites_input) as tmp:
+    with atomic_output(
+        path, announce=announce, join=join, rewrites_input=rewrites_input, cache=cache
+    ) as tmp:
         tmp.write_text(text, encoding="utf-8")

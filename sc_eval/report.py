@@ -12,10 +12,11 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sc_eval.errors import printable
 from sc_eval.metrics import MODEL_METRICS, get_metric
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
@@ -216,13 +217,13 @@ def render_table(evals: Sequence[Evaluation], *, console: Any = None, **kwargs: 
 
 
 def _md_table(g: Grid) -> str:
-    lines = [f"**{g.title}**", "", "| " + " | ".join(g.headers) + " |"]
+    lines = [f"**{md_cell(g.title)}**", "", "| " + " | ".join(g.headers) + " |"]
     lines.append(
         "|" + "|".join("---" if j < g.lead else "---:" for j in range(len(g.headers))) + "|"
     )
     for i, row in enumerate(g.rows):
         cells = [
-            (f"**{c}**" if (i, j) in g.best else c).replace("\n", "<br>") for j, c in enumerate(row)
+            (f"**{md_cell(c)}**" if (i, j) in g.best else md_cell(c)) for j, c in enumerate(row)
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -231,12 +232,51 @@ def _md_table(g: Grid) -> str:
 def render_markdown(evals: Sequence[Evaluation], **kwargs: Any) -> str:
     parts = []
     for ev, iv in zip(evals, _intervals(kwargs, len(evals)), strict=True):
-        parts.append(f"### {ev.source}\n\n{summary_line(ev, iv)}\n")
+        parts.append(f"### {md_cell(ev.source)}\n\n{md_cell(summary_line(ev, iv))}\n")
         parts += [_md_table(g) + "\n" for g in grids(ev, iv)]
         notes = notes_of(ev) + ([bootstrap_line(iv)] if iv is not None else [])
         if notes:
             parts.append("\n".join(f"- {n}" for n in notes) + "\n")
     return "\n".join(parts)
+
+
+class _CsvWriter:
+    """``csv.writer`` whose text cells cannot become spreadsheet formulas: a cell that
+    starts with ``= + - @`` (or a tab or carriage return) and is not a number gets a
+    leading ``'`` (OWASP's advice for CSV injection); control characters are escaped."""
+
+    def __init__(self, buf: Any):
+        self._w = csv.writer(buf, lineterminator="\n")
+
+    @staticmethod
+    def _cell(value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            return value
+        value = printable(value)
+        if value[0] in "=+-@\t\r":
+            try:
+                float(value)
+            except ValueError:
+                return "'" + value
+        return value
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._w.writerow([self._cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_writer(buf: Any) -> _CsvWriter:
+    """The CSV writer of every sc-eval table (see :class:`_CsvWriter`)."""
+    return _CsvWriter(buf)
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell or heading: control characters escaped,
+    ``|`` escaped (a file name cannot add a column, a line or a heading)."""
+    return printable(text).replace("|", "\\|")
 
 
 def json_safe(x: Any) -> Any:
@@ -342,7 +382,7 @@ def render_json(evals: Sequence[Evaluation], **kwargs: Any) -> str:
 def render_csv(evals: Sequence[Evaluation], **kwargs: Any) -> str:
     """Long format, one row per value; with intervals, ``low`` and ``high`` columns too."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     ivs = _intervals(kwargs, len(evals))
     with_ci = any(iv is not None for iv in ivs)
     w.writerow(
@@ -553,7 +593,7 @@ def render_comparison_markdown(cmp: Comparison, **_: Any) -> str:
     head, notes = comparison_lines(cmp, colour=False)
     parts = [f"### sc-eval compare\n\n{head}\n"]
     for g in comparison_grids(cmp):
-        lines = [f"**{g.title}**", "", "| " + " | ".join(g.headers) + " |"]
+        lines = [f"**{md_cell(g.title)}**", "", "| " + " | ".join(g.headers) + " |"]
         lines.append(
             "|" + "|".join("---" if j == 0 else "---:" for j in range(len(g.headers))) + "|"
         )
@@ -658,7 +698,7 @@ def render_comparison_json(cmp: Comparison, **_: Any) -> str:
 def render_comparison_csv(cmp: Comparison, **kwargs: Any) -> str:
     """Long format: one row per (score, model, metric) with value, interval, Δ and p."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf)
     w.writerow(
         [
             "score",

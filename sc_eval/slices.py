@@ -29,7 +29,6 @@ groups*, ICLR — why per-group analysis matters.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -473,7 +472,9 @@ CSV_FIELDS = (
 def render_csv(tables: Sequence[SliceTable], **_: Any) -> str:
     """One row per slice (and an ``all`` row); rates are fractions, counts are counts."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    from sc_eval.report import csv_writer
+
+    w = csv_writer(buf)
     w.writerow(["source", "score", "by", "slice", *CSV_FIELDS, "unit", "target_coverage"])
     for t in tables:
         by = t.by if t.by == "class" else f"group:{t.groups_key}"

@@ -199,7 +199,9 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
     if checkpoint_kind(path) not in ("torchscript", "export"):  # programs ignore --arch & co
         fields.update(opts.model.cache_fields())
     target = cache_dir / "predictions" / f"{cache_key(fields)}.safetensors"
-    if target.is_file():
+    from sc_eval.cache import is_cache_file
+
+    if is_cache_file(target):
         try:
             preds = load_predictions(target)
         except InputError:
@@ -237,6 +239,7 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
             index=result.index,
             metadata=result.metadata,
             join=False,
+            cache=True,
         )
         _note(opts, f"{path}: predictions cached in {target}")
     except InputError as e:

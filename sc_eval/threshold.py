@@ -36,7 +36,6 @@ limits illustrated in the case of the binomial*. Biometrika 26(4).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -843,7 +842,9 @@ def render_json(results: Sequence[ThresholdResult], **_: Any) -> str:
 
 def render_csv(results: Sequence[ThresholdResult], **_: Any) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    from sc_eval.report import csv_writer
+
+    w = csv_writer(buf)
     w.writerow(["source", "score", "split", "quantity", "value", "unit"])
     for r in results:
         for name, v in (("threshold key", r.control.key), ("threshold value", r.value)):

@@ -83,8 +83,9 @@ def infer(
 ) -> None:
     """Run CHECKPOINT over --data and write logits, labels and index to --out."""
     from sc_eval.errors import UsageError
+    from sc_eval.outputs import is_stream
 
-    if out.suffix.lower() != ".safetensors":
+    if out.suffix.lower() != ".safetensors" and not is_stream(out):
         raise UsageError(f"--out must name a .safetensors file, got '{out}'")
     if features_out is not None and features_layer is None:
         raise UsageError("--features-out needs --features-layer")

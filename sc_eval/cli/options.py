@@ -134,7 +134,10 @@ Val = Annotated[
 Bootstrap = Annotated[
     int,
     typer.Option(
-        "--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0 = none)."
+        "--bootstrap",
+        min=0,
+        max=10_000_000,
+        help="Bootstrap resamples for percentile intervals (0 = none).",
     ),
 ]
 Confidence = Annotated[
@@ -235,6 +238,10 @@ def score_names(text: str | None) -> tuple[str, ...] | None:
     from sc_eval.scores import get_score
 
     names = split_list(text)
+    if text is not None and not names:
+        from sc_eval.errors import UsageError
+
+        raise UsageError("--scores: empty list (name scores, e.g. msp,maxlogit; see sc-eval list)")
     for n in names:
         get_score(n)
     return tuple(names) if names else None
@@ -254,22 +261,27 @@ def coverages(text: str | None) -> tuple[float, ...]:
     from sc_eval.metrics import parse_coverage
     from sc_eval.pipeline import DEFAULT_COVERAGES
 
-    return _fractions("--coverages", parse_coverage, text) if text else DEFAULT_COVERAGES
+    return (
+        _fractions("--coverages", parse_coverage, text) if text is not None else (DEFAULT_COVERAGES)
+    )
 
 
 def risks(text: str | None) -> tuple[float, ...]:
     from sc_eval.metrics import parse_risk
     from sc_eval.pipeline import DEFAULT_RISKS
 
-    return _fractions("--risks", parse_risk, text) if text else DEFAULT_RISKS
+    return _fractions("--risks", parse_risk, text) if text is not None else DEFAULT_RISKS
 
 
 def _fractions(option: str, parse: Any, text: str) -> tuple[float, ...]:
     """Each comma-separated value parsed; an error names the option."""
     from sc_eval.errors import UsageError
 
+    values = split_list(text)
+    if len(values) != len(text.split(",")):
+        raise UsageError(f"{option}: empty value in '{text}' (give comma-separated numbers)")
     try:
-        return tuple(parse(t) for t in split_list(text))
+        return tuple(parse(t) for t in values)
     except UsageError as e:
         raise UsageError(f"{option}: {e}") from None
 
@@ -401,6 +413,7 @@ Workers = Annotated[
     typer.Option(
         "--workers",
         min=0,
+        max=256,
         help="DataLoader worker processes (default: 0 for tensor files, up to 8 for images).",
         rich_help_panel=_CKPT,
     ),
