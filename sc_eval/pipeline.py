@@ -30,6 +30,7 @@ from sc_eval.metrics import (
     get_convention,
     get_metric,
 )
+from sc_eval.ood import add_views, check_cost
 from sc_eval.scores import (
     RowStats,
     check_scores_for_input,
@@ -419,6 +420,8 @@ class Evaluation:
     metric_names: tuple[str, ...]
     tuning: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    #: set on a test set with OOD samples: ``n_id``, ``n_ood``, ``cost`` (see sc_eval.ood)
+    ood: dict[str, Any] | None = None
 
     def metric(self, score: str, metric: str) -> float:
         """One value: a selective metric of ``score`` or a model metric (``acc`` …)."""
@@ -552,6 +555,9 @@ class EvalOptions:
         Seed of the tuning split (and of the bootstrap).
     nan_policy : {"refuse", "drop", "rank-last"}
         Rows holding NaN or ±Inf (see :data:`NAN_POLICIES`).
+    ood_cost : float
+        ``β``: the SCOD residual of an accepted OOD sample (misclassification = 1);
+        only used on test sets with OOD samples (see :mod:`sc_eval.ood`).
     """
 
     scores: tuple[str, ...] | None = None
@@ -565,6 +571,7 @@ class EvalOptions:
     val: Predictions | None = None
     seed: int = 0
     nan_policy: str = "refuse"
+    ood_cost: float = 1.0
 
     @property
     def tuning_requested(self) -> bool:
@@ -580,6 +587,8 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     """
     get_convention(opts.convention)
     get_nan_policy(opts.nan_policy)
+    check_cost(opts.ood_cost)
+    _check_ood_tuning(preds, opts)
     if opts.scores is None:  # the default set for this input's kind
         opts = dataclasses.replace(opts, scores=default_scores(has_logits=preds.has_logits))
     assert opts.scores is not None
@@ -604,6 +613,21 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     return _evaluation(preds, scored, opts, tuned, info), scored
 
 
+def _check_ood_tuning(preds: Predictions, opts: EvalOptions) -> None:
+    """Tuned scores learn from labelled ID samples: no tuning split of a set with OOD samples."""
+    if opts.tune_split is not None and preds.has_ood:
+        raise UsageError(
+            f"{preds.name} holds OOD samples (label -1): a tuning split would tune on them; "
+            "give --val with in-distribution predictions instead"
+        )
+    if opts.val is not None and opts.val.has_ood:
+        raise InputError(
+            "expected in-distribution tuning samples, found OOD rows (label -1)",
+            path=opts.val.name,
+            field="labels",
+        )
+
+
 def _evaluation(
     preds: Predictions,
     scored: ScoredSamples,
@@ -618,18 +642,21 @@ def _evaluation(
             policy = get_nan_policy(opts.nan_policy)
             notes = (_nan_note(policy, scored.nonfinite.size, preds.n, preds.kind),)
     labels = preds.labels[scored.index]
-    if scored.n > 1 and labels.min() == labels.max():
+    ood = labels < 0
+    if ood.any() and not ood.all():
+        labels = labels[~ood]  # the one-class note is about the ID samples
+    if scored.n > 1 and labels.min() == labels.max() and not ood.all():
         notes = (
             *notes,
             f"every label is class {int(labels[0])} (one of C = {preds.num_classes}): the "
             "metrics are valid but describe that class only",
         )
-    return evaluate_scored(
+    ev = evaluate_scored(
         scored,
         source=preds.name,
         num_classes=preds.num_classes,
         input_kind=preds.kind,
-        labels_sha256=labels_sha256(labels),
+        labels_sha256=labels_sha256(preds.labels[scored.index]),
         metrics=opts.metrics,
         coverages=opts.coverages,
         risks=opts.risks,
@@ -638,6 +665,7 @@ def _evaluation(
         tuning=tuning,
         notes=notes,
     )
+    return add_views(ev, scored, ood, cost=opts.ood_cost) if ood.any() else ev
 
 
 def restrict_evaluation(

@@ -39,6 +39,7 @@ class KeyOptions:
     probs_key: str | None = None
     labels_key: str = "labels"
     index_key: str = "index"
+    ood_key: str = "ood"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def load_source(
             probs_key=keys.probs_key,
             labels_key=keys.labels_key,
             index_key=keys.index_key,
+            ood_key=keys.ood_key,
         )
     if checkpoint is None or checkpoint.data is None:
         raise InputError(

@@ -76,6 +76,23 @@ LabelsKey = Annotated[str, typer.Option("--labels-key", help="Name of the labels
 IndexKey = Annotated[
     str, typer.Option("--index-key", help="Name of the optional sample-id tensor.")
 ]
+OodKey = Annotated[
+    str,
+    typer.Option(
+        "--ood-key",
+        help="Name of an optional boolean [N] tensor marking out-of-distribution samples "
+        "(label -1 marks them too; see docs/ood.md).",
+    ),
+]
+OodCost = Annotated[
+    float,
+    typer.Option(
+        "--ood-cost",
+        metavar="BETA",
+        help="On test sets with OOD samples: the SCOD cost of accepting an OOD sample, a "
+        "misclassification costing 1 (Xia & Bouganis 2022). AUROC/FPR@95TPR ignore it.",
+    ),
+]
 ChunkSize = Annotated[
     int | None,
     typer.Option(

@@ -37,6 +37,8 @@ def score(
     probs_key: o.ProbsKey = None,
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
+    ood_key: o.OodKey = "ood",
+    ood_cost: o.OodCost = 1.0,
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     bootstrap: o.Bootstrap = 0,
@@ -60,7 +62,7 @@ def score(
 
     o.check_format(fmt)
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     opts = EvalOptions(
         scores=o.score_names(scores),
         params=o.score_params(pnorm_p, temperature),
@@ -71,6 +73,7 @@ def score(
         chunk_size=chunk_size,
         seed=seed,
         nan_policy=o.nan_policy(nan_policy),
+        ood_cost=ood_cost,
         **o.tuning_options(tune, tune_split, val, keys),
     )
     if by is not None or groups_key is not None:
@@ -92,17 +95,20 @@ def score(
             return
         emit(render_slices(tables, fmt), output)
         return
-    results = [
-        evaluate_source(load_source(src, keys=keys, checkpoint=checkpoint), opts) for src in sources
-    ]
+    preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
+    results = [evaluate_source(p, opts) for p in preds]
     evals = [ev for ev, _ in results]
     extra: dict[str, object] = {}
     if bootstrap:
+        from sc_eval.ood import view_intervals
         from sc_eval.stats import evaluation_intervals
 
+        ci = {"n_boot": bootstrap, "seed": seed, "confidence": confidence}
         extra["intervals"] = [
-            evaluation_intervals(ev, s, n_boot=bootstrap, seed=seed, confidence=confidence)
-            for ev, s in results
+            view_intervals(ev, s, p.ood[s.index], **ci)  # type: ignore[arg-type]
+            if ev.ood is not None
+            else evaluation_intervals(ev, s, **ci)  # type: ignore[arg-type]
+            for p, (ev, s) in zip(preds, results, strict=True)
         ]
     if plot is not None:
         from sc_eval.plot import plot_risk_coverage
