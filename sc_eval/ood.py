@@ -293,9 +293,10 @@ def has_views(ev: Evaluation) -> bool:
 def require_views(ev: Evaluation, metric: str) -> None:
     """``UsageError`` when ``metric`` is an ``id:``/``ood:`` name and ``ev`` has no OOD samples."""
     if view_of(metric) in ("id", "ood") and not has_views(ev):
+        hint = f"; use '{metric[3:]}'" if metric.startswith("id:") else ""
         raise UsageError(
             f"{ev.source} holds no OOD samples (label -1): '{metric}' is only defined on a test "
-            f"set with OOD samples; use '{metric.partition(':')[2]}'"
+            f"set with OOD samples{hint}"
         )
 
 

@@ -495,16 +495,35 @@ def _model_cell(row: ModelRow) -> list[Line]:
     return lines
 
 
+#: Table titles of the views of a comparison on a test set with OOD samples
+COMPARE_VIEW_TITLES = {
+    "scod": "SCOD (failure = misclassified ID or any OOD sample)",
+    "id": "ID only",
+    "ood": "OOD detection (ID vs OOD)",
+}
+
+
 def comparison_grids(cmp: Comparison) -> list[StyledGrid]:
-    """One table per score: a row per model, a column per metric, Δ under each value."""
-    headers = ["model", *(header(m) for m in cmp.metrics)]
+    """One table per score: a row per model, a column per metric, Δ under each value.
+
+    On a test set with OOD samples, one table per score and view (SCOD, ID only,
+    OOD detection); model metrics (on the ID samples) go with the ID view.
+    """
+    has_ood = any(ev.ood is not None for ev in cmp.evaluations)
+    views: dict[str, list[str]] = {}
+    for m in cmp.metrics:
+        view = view_of(m).replace("model", "id") if has_ood else ""
+        views.setdefault(view, []).append(m)
+    order = ("", "scod", "id", "ood")
     out = []
     for sc in cmp.scores:
-        rows = [
-            [_model_cell(r), *(_compare_cell(m, r.metrics[m]) for m in cmp.metrics)]
-            for r in sc.rows
-        ]
-        out.append(StyledGrid(f"{sc.score} — Δ = model − reference", headers, rows))
+        for view, names in sorted(views.items(), key=lambda kv: order.index(kv[0])):
+            rows = [
+                [_model_cell(r), *(_compare_cell(m, r.metrics[m]) for m in names)] for r in sc.rows
+            ]
+            label = f" — {COMPARE_VIEW_TITLES[view]}" if view else ""
+            headers = ["model", *(header(m) for m in names)]
+            out.append(StyledGrid(f"{sc.score}{label} — Δ = model − reference", headers, rows))
     return out
 
 

@@ -365,3 +365,60 @@ def test_score_ood_cost_and_bootstrap(files):
 def test_markdown_at_80_columns_names_the_views(files):
     md = invoke("score", "mixed.safetensors", "-s", "msp", "-f", "markdown").stdout
     assert "**mixed.safetensors — ID only" in md and "| AUROC (%) | AUPR-IN (%)" in md
+
+
+# --------------------------------------------------------------------------- compare / gate
+def test_compare_pairs_every_view_over_the_mixed_set(files):
+    z, y = mixed(seed=9, n_id=200, n_ood=60)
+    rng = np.random.default_rng(2)
+    noisy = (0.5 * z + 0.4 * rng.normal(size=z.shape)).astype(np.float32)
+    write_predictions("noisy.safetensors", logits=noisy, labels=y)
+    args = ("compare", "mixed.safetensors", "noisy.safetensors", "-s", "msp", "--bootstrap", "100")
+    doc = json.loads(invoke(*args, "-f", "json").stdout)
+    rows = doc["comparisons"][0]["rows"]
+    for name in ("aurc", "id:aurc", "ood:auroc", "ood:aupr-out", "acc"):
+        cell = rows[1]["metrics"][name]
+        assert cell["delta"]["estimate"] == pytest.approx(
+            cell["value"] - rows[0]["metrics"][name]["value"]
+        )
+        assert cell["delta"]["low"] <= cell["delta"]["estimate"] <= cell["delta"]["high"]
+    # the SCOD and OOD views are resampled together: same counts as a plain bootstrap of the
+    # mixed set with OOD as the "errors" of the detection view
+    from sc_eval.stats import bootstrap_metrics
+
+    a, b = (evaluate_source(load_predictions(f), EvalOptions(scores=("msp",))) for f in
+            ("mixed.safetensors", "noisy.safetensors"))  # fmt: skip
+    ood = y < 0
+    plain = bootstrap_metrics(
+        [a[1], b[1]], metrics=["aurc"], scores=["msp"], n_boot=100, seed=0
+    ).replicates(1, "msp", "aurc")
+    from sc_eval.ood import bootstrap_views
+
+    views = bootstrap_views(
+        [a[1], b[1]], [ood, ood], metrics=["aurc"], scores=["msp"], convention="mean",
+        n_boot=100, seed=0,
+    ).replicates(1, "msp", "aurc")  # fmt: skip
+    assert np.array_equal(plain, views)
+    table = invoke(*args).stdout
+    for title in ("msp — SCOD", "msp — ID only", "msp — OOD detection"):
+        assert title in table
+
+
+def test_gate_rules_on_views(files):
+    invoke("score", "mixed.safetensors", "-f", "json", "-o", "base.json")
+    ok = invoke("gate", "mixed.safetensors", "--baseline", "base.json",
+                "--metric", "scod:aurc,id:aurc,ood:auroc,ood:fpr@95tpr")  # fmt: skip
+    assert "id:aurc[msp]" in ok.stdout and "ood:auroc[msp]" in ok.stdout
+    z, y = mixed(seed=9, n_id=200, n_ood=60)
+    worse = z.copy()
+    worse[y < 0] *= 4  # confident OOD samples: detection and SCOD regress, ID does not
+    write_predictions("worse.safetensors", logits=worse.astype(np.float32), labels=y)
+    r = invoke("gate", "worse.safetensors", "--baseline", "base.json",
+               "--metric", "id:aurc,ood:auroc", code=1)  # fmt: skip
+    assert "gate FAILED: ood:auroc[msp]" in r.stderr and "id:aurc" not in r.stderr
+    r = invoke("gate", "worse.safetensors", "--baseline", "mixed.safetensors", "--metric",
+               "ood:auroc,aurc", "--alpha", "0.05", "--bootstrap", "100", code=1)  # fmt: skip
+    assert "ood:auroc[msp]" in r.stderr
+    r = invoke("gate", "id.safetensors", "--baseline", "id.safetensors", "--metric", "ood:auroc",
+               code=2)  # fmt: skip
+    assert "holds no OOD samples" in r.stderr

@@ -75,6 +75,8 @@ def compare(
     probs_key: o.ProbsKey = None,
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
+    ood_key: o.OodKey = "ood",
+    ood_cost: o.OodCost = 1.0,
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     checkpoint: o.CheckpointArg = None,
@@ -99,7 +101,7 @@ def compare(
     if len(sources) < 2:
         raise UsageError("compare needs at least two sources (the first is the reference)")
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     vals = list(val or [])
     if vals and (tune or tune_split is not None):
         raise UsageError("give only one of --val and --tune/--tune-split")
@@ -119,6 +121,7 @@ def compare(
         chunk_size=chunk_size,
         seed=seed,
         nan_policy=o.nan_policy(nan_policy),
+        ood_cost=ood_cost,
         **o.tuning_options(tune, tune_split, None, keys),
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]

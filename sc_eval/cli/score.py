@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -103,11 +103,11 @@ def score(
         from sc_eval.ood import view_intervals
         from sc_eval.stats import evaluation_intervals
 
-        ci = {"n_boot": bootstrap, "seed": seed, "confidence": confidence}
+        ci: dict[str, Any] = {"n_boot": bootstrap, "seed": seed, "confidence": confidence}
         extra["intervals"] = [
-            view_intervals(ev, s, p.ood[s.index], **ci)  # type: ignore[arg-type]
+            view_intervals(ev, s, p.ood[s.index], **ci)
             if ev.ood is not None
-            else evaluation_intervals(ev, s, **ci)  # type: ignore[arg-type]
+            else evaluation_intervals(ev, s, **ci)
             for p, (ev, s) in zip(preds, results, strict=True)
         ]
     if plot is not None:
