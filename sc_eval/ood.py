@@ -34,12 +34,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sc_eval.curves import sort_scores
-from sc_eval.errors import UsageError
+from sc_eval.errors import InputError, UsageError
+from sc_eval.io import Predictions
 from sc_eval.metrics import (
     DETECTION_METRICS,
     MODEL_METRICS,
@@ -64,6 +65,8 @@ __all__ = [
     "add_views",
     "bootstrap_views",
     "check_cost",
+    "check_ood_tuning",
+    "plot_series",
     "residuals",
     "view_intervals",
     "view_of",
@@ -94,6 +97,24 @@ def residuals(errors: np.ndarray, ood: np.ndarray, *, cost: float = 1.0) -> np.n
     """
     err = np.asarray(errors, dtype=np.float64)
     return np.where(ood, cost, err)
+
+
+def check_ood_tuning(preds: Predictions, opts: Any) -> None:
+    """Tuned scores learn from labelled ID samples: no tuning split of a set with OOD samples.
+
+    ``opts`` is an :class:`~sc_eval.pipeline.EvalOptions` (its ``tune_split`` and ``val``).
+    """
+    if opts.tune_split is not None and preds.has_ood:
+        raise UsageError(
+            f"{preds.name} holds OOD samples (label -1): a tuning split would tune on them; "
+            "give --val with in-distribution predictions instead"
+        )
+    if opts.val is not None and opts.val.has_ood:
+        raise InputError(
+            "expected in-distribution tuning samples, found OOD rows (label -1)",
+            path=opts.val.name,
+            field="labels",
+        )
 
 
 def view_of(name: str) -> str:
@@ -336,3 +357,20 @@ def view_intervals(
         s: {m: interval(s, m, r.metrics[m]) for m in ev.metric_names} for s, r in ev.scores.items()
     }
     return EvaluationIntervals(per_score, model, n_boot, seed, confidence)
+
+
+def plot_series(
+    name: str, scored: ScoredSamples, ood: np.ndarray | None
+) -> list[tuple[str, ScoredSamples]]:
+    """The curves to draw for one model: SCOD and ID-only on a set with OOD samples.
+
+    The SCOD curve counts an OOD sample as one error (``β = 1``, whatever
+    ``--ood-cost``), so that its oracle curve is the usual one. Without OOD
+    samples (``ood`` None or all False), the model's own curve.
+    """
+    if ood is None or not ood.any():
+        return [(name, scored)]
+    out = [(f"{name} · SCOD", view_samples(scored, ood, "scod"))]
+    if not ood.all():
+        out.append((f"{name} · ID only", view_samples(scored, ood, "id")))
+    return out

@@ -30,7 +30,7 @@ from sc_eval.metrics import (
     get_convention,
     get_metric,
 )
-from sc_eval.ood import add_views, check_cost
+from sc_eval.ood import add_views, check_cost, check_ood_tuning
 from sc_eval.scores import (
     RowStats,
     check_scores_for_input,
@@ -588,7 +588,7 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     get_convention(opts.convention)
     get_nan_policy(opts.nan_policy)
     check_cost(opts.ood_cost)
-    _check_ood_tuning(preds, opts)
+    check_ood_tuning(preds, opts)
     if opts.scores is None:  # the default set for this input's kind
         opts = dataclasses.replace(opts, scores=default_scores(has_logits=preds.has_logits))
     assert opts.scores is not None
@@ -611,21 +611,6 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     if eval_index is not None:
         scored = scored.take(scored.positions(eval_index))
     return _evaluation(preds, scored, opts, tuned, info), scored
-
-
-def _check_ood_tuning(preds: Predictions, opts: EvalOptions) -> None:
-    """Tuned scores learn from labelled ID samples: no tuning split of a set with OOD samples."""
-    if opts.tune_split is not None and preds.has_ood:
-        raise UsageError(
-            f"{preds.name} holds OOD samples (label -1): a tuning split would tune on them; "
-            "give --val with in-distribution predictions instead"
-        )
-    if opts.val is not None and opts.val.has_ood:
-        raise InputError(
-            "expected in-distribution tuning samples, found OOD rows (label -1)",
-            path=opts.val.name,
-            field="labels",
-        )
 
 
 def _evaluation(

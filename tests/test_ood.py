@@ -422,3 +422,47 @@ def test_gate_rules_on_views(files):
     r = invoke("gate", "id.safetensors", "--baseline", "id.safetensors", "--metric", "ood:auroc",
                code=2)  # fmt: skip
     assert "holds no OOD samples" in r.stderr
+
+
+# ------------------------------------------------------------------ threshold, slices, plot
+def test_threshold_counts_ood_acceptances_as_errors_and_says_so(files):
+    doc = json.loads(
+        invoke("threshold", "mixed.safetensors", "--target-coverage", "0.8", "-f", "json").stdout
+    )
+    z, y = mixed(seed=9, n_id=200, n_ood=60)
+    z = z.astype(np.float32)
+    key = msp_key(z)
+    accept = key >= doc["threshold"]["key"]
+    failure = (np.argmax(z, axis=1) != y) | (y < 0)
+    assert doc["calibration"]["accepted"] == int(accept.sum())
+    assert doc["calibration"]["errors"] == int(failure[accept].sum())
+    assert doc["calibration"]["ood"] == 60
+    assert "Errors include every accepted OOD sample" in doc["guarantee"]
+    table = invoke("threshold", "mixed.safetensors", "--target-risk", "0.3").stdout
+    assert "Errors include every accepted OOD sample (60 of the 260" in table
+    r = invoke("threshold", "mixed.safetensors", "--target-risk", "0.3", "--tune-split", "0.2",
+               "-s", "maxlogit-pnorm", code=2)  # fmt: skip
+    assert "holds OOD samples" in r.stderr
+
+
+def test_slices_put_ood_samples_in_their_own_slice(files):
+    z, y = mixed(seed=9, n_id=200, n_ood=60)
+    groups = np.arange(len(y)) % 3
+    write_predictions("g.safetensors", logits=z.astype(np.float32), labels=y)
+    np.savez("g.npz", logits=z.astype(np.float32), labels=y, site=groups)
+    for args in (("g.safetensors", "--by", "class"), ("g.npz", "--by", "group", "--groups-key",
+                                                      "site")):  # fmt: skip
+        doc = json.loads(invoke("score", *args, "-s", "msp", "-f", "json").stdout)
+        rows = {r["slice"]: r for r in doc["results"][0]["slices"]}
+        assert rows["OOD (label -1)"]["n"] == 60 and rows["OOD (label -1)"]["errors"] == 60
+        assert sum(r["n"] for r in rows.values()) == 260
+    out = invoke("score", "g.safetensors", "--by", "class", "-s", "msp").stdout
+    assert "OOD (label -1): samples of classes the model never saw" in out
+
+
+def test_plot_draws_scod_and_id_curves(files):
+    pytest.importorskip("matplotlib")
+    r = invoke("score", "mixed.safetensors", "-s", "msp", "--plot", "p.svg")
+    svg = Path("p.svg").read_text()
+    assert "mixed.safetensors · SCOD · msp" in svg and "mixed.safetensors · ID only · msp" in svg
+    assert "wrote p.svg" in r.stderr

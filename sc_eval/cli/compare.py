@@ -128,13 +128,22 @@ def compare(
     val_preds = [load_source(v, keys=keys) for v in vals] or None
     result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence, vals=val_preds)
     if plot is not None:
+        from sc_eval.ood import plot_series
         from sc_eval.plot import plot_risk_coverage
 
+        series = [  # aligned to the reference's rows: its labels mark the OOD samples
+            plot_series(m, s, preds[0].ood[s.index])
+            for m, s in zip(result.models, result.samples, strict=True)
+        ]
         plot_risk_coverage(
-            list(zip(result.models, result.samples, strict=True)),
+            [curve for curves in series for curve in curves],
             plot,
             announce=True,
-            params=[{n: r.params for n, r in ev.scores.items()} for ev in result.evaluations],
+            params=[
+                {n: r.params for n, r in ev.scores.items()}
+                for ev, curves in zip(result.evaluations, series, strict=True)
+                for _ in curves
+            ],
         )
     if fmt == "table" and output is None:
         with stdout_console() as console:
