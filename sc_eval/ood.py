@@ -40,7 +40,7 @@ import numpy as np
 
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
-from sc_eval.io import Predictions
+from sc_eval.io import OOD_LABEL, Predictions, predictions_from_arrays
 from sc_eval.metrics import (
     DETECTION_METRICS,
     MODEL_METRICS,
@@ -66,6 +66,7 @@ __all__ = [
     "bootstrap_views",
     "check_cost",
     "check_ood_tuning",
+    "mix_predictions",
     "plot_series",
     "residuals",
     "view_intervals",
@@ -374,3 +375,38 @@ def plot_series(
     if not ood.all():
         out.append((f"{name} · ID only", view_samples(scored, ood, "id")))
     return out
+
+
+def mix_predictions(id_preds: Predictions, ood_preds: Predictions) -> Predictions:
+    """One predictions source holding ID samples, then OOD samples marked with label -1.
+
+    ``ood_preds``' labels are ignored (its classes are not the model's). Sample
+    ids stay unique: the OOD samples' ids (or positions) follow the largest ID id.
+
+    Examples
+    --------
+    >>> a = predictions_from_arrays(np.eye(2), np.array([0, 1]))
+    >>> b = predictions_from_arrays(np.ones((1, 2)), np.array([0]))
+    >>> m = mix_predictions(a, b)
+    >>> m.labels.tolist(), m.index.tolist()
+    ([0, 1, -1], [0, 1, 2])
+    """
+    if id_preds.num_classes != ood_preds.num_classes or id_preds.kind != ood_preds.kind:
+        raise InputError(
+            f"expected {id_preds.kind} with {id_preds.num_classes} classes like the ID "
+            f"predictions, got {ood_preds.kind} with {ood_preds.num_classes}",
+            path=ood_preds.path,
+        )
+    ids = id_preds.index if id_preds.index is not None else np.arange(id_preds.n)
+    oods = ood_preds.index if ood_preds.index is not None else np.arange(ood_preds.n)
+    start = int(ids.max()) + 1 - int(oods.min())
+    values = np.concatenate(
+        [np.asarray(id_preds.values.full()), np.asarray(ood_preds.values.full())]
+    )
+    mixed = predictions_from_arrays(
+        **{id_preds.kind: values},
+        labels=np.concatenate([id_preds.labels, np.full(ood_preds.n, OOD_LABEL)]),
+        index=np.concatenate([ids, oods + start]),
+    )
+    meta = {**id_preds.metadata, **{f"ood_{k}": v for k, v in ood_preds.metadata.items()}}
+    return dataclasses.replace(mixed, path=id_preds.path, metadata=meta)

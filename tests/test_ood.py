@@ -466,3 +466,41 @@ def test_plot_draws_scod_and_id_curves(files):
     svg = Path("p.svg").read_text()
     assert "mixed.safetensors · SCOD · msp" in svg and "mixed.safetensors · ID only · msp" in svg
     assert "wrote p.svg" in r.stderr
+
+
+# --------------------------------------------------------------------------- inference
+def test_infer_and_compare_checkpoints_with_ood_data(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from nets import IN_FEATURES, MLP, save_torchscript, trained
+    from safetensors.torch import save_file
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(40, IN_FEATURES, generator=g), torch.randint(0, 4, (40,), generator=g)
+    xo = 3 * torch.randn(15, IN_FEATURES, generator=g)
+    save_file({"inputs": x, "labels": y}, "id.safetensors")
+    save_file({"inputs": xo, "labels": torch.zeros(15, dtype=torch.int64)}, "ood.safetensors")
+    for name, seed in (("a", 4), ("b", 5)):
+        save_torchscript(trained(MLP(), seed=seed), Path(f"{name}.pt"))
+    r = invoke("infer", "a.pt", "--data", "id.safetensors", "--ood-data", "ood.safetensors",
+               "-o", "mixed.safetensors", "--no-progress")  # fmt: skip
+    assert "40 ID + 15 OOD samples" in r.stderr
+    p = load_predictions("mixed.safetensors")
+    assert p.n == 55 and (p.labels[40:] == -1).all() and (p.labels[:40] == y.numpy()).all()
+    assert (p.ood == (p.labels == -1)).all() and len(set(p.index.tolist())) == 55
+    model = torch.jit.load("a.pt")
+    with torch.no_grad():
+        expect = model(torch.cat([x, xo])).numpy()
+    np.testing.assert_allclose(np.asarray(p.values.full()), expect, rtol=1e-5, atol=1e-5)
+    args = ["compare", "a.pt", "b.pt", "--data", "id.safetensors", "--ood-data"]
+    args += ["ood.safetensors", "--no-cache", "-s", "msp", "--bootstrap", "20", "-f", "json"]
+    doc = json.loads(invoke(*args).stdout)
+    assert doc["n"] == 55 and doc["results"][0]["ood"]["n_ood"] == 15
+    assert "ood:auroc" in doc["comparisons"][0]["rows"][1]["metrics"]
+    scored = json.loads(invoke("score", "mixed.safetensors", "-s", "msp", "-f", "json").stdout)
+    ours = scored["results"][0]["scores"]["msp"]["metrics"]
+    for name, value in doc["results"][0]["scores"]["msp"]["metrics"].items():
+        assert value == pytest.approx(ours[name], rel=1e-6, abs=1e-9), name
+    r = invoke("score", "a.pt", "--ood-data", "ood.safetensors", code=2)
+    assert "--ood-data needs --data" in r.stderr

@@ -341,6 +341,15 @@ Data = Annotated[
         rich_help_panel=_CKPT,
     ),
 ]
+OodData = Annotated[
+    Path | None,
+    typer.Option(
+        "--ood-data",
+        help="Out-of-distribution inputs (classes the model never saw) run after --data: the "
+        "predictions hold both, the OOD samples marked (label -1; their labels are ignored).",
+        rich_help_panel=_CKPT,
+    ),
+]
 Arch = Annotated[
     str | None,
     typer.Option(
@@ -470,6 +479,7 @@ CheckpointArg = Any
 
 CHECKPOINT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
     ("data", Data, None),
+    ("ood_data", OodData, None),
     ("arch", Arch, None),
     ("arch_kwargs", ArchKwargs, None),
     ("num_classes", NumClasses, None),
@@ -565,6 +575,7 @@ def infer_options(
 def checkpoint_options(
     data: Path | None = None,
     *,
+    ood_data: Path | None = None,
     arch: str | None = None,
     arch_kwargs: str | None = None,
     num_classes: int | None = None,
@@ -586,11 +597,16 @@ def checkpoint_options(
 ) -> Any:
     """A :class:`sc_eval.sources.CheckpointOptions` (None without ``--data``)."""
     if data is None:
+        if ood_data is not None:
+            from sc_eval.errors import UsageError
+
+            raise UsageError("--ood-data needs --data (the in-distribution inputs)")
         return None
     from sc_eval.sources import CheckpointOptions
 
     return CheckpointOptions(
         data=data,
+        ood_data=ood_data,
         model=model_spec(arch, arch_kwargs, num_classes, state_dict_key, trust_pickle),
         transform=image_transform(image_size, resize_size, mean, std, interpolation),
         run=infer_options(batch_size, device, amp, channels_last, compile_model, workers),
