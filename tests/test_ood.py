@@ -504,3 +504,47 @@ def test_infer_and_compare_checkpoints_with_ood_data(tmp_path, monkeypatch):
         assert value == pytest.approx(ours[name], rel=1e-6, abs=1e-9), name
     r = invoke("score", "a.pt", "--ood-data", "ood.safetensors", code=2)
     assert "--ood-data needs --data" in r.stderr
+
+
+# --------------------------------------------------------------------------- demo
+def test_demo_ood_part_reuses_the_id_numbers(tmp_path):
+    from sc_eval.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(classes=10, n_train=600, n_test=400, hidden=32, epochs=2)
+    res = run_demo(cfg, out=tmp_path, progress=False, n_boot=20)
+    ood = res.ood
+    assert ood is not None and ood.n_ood == 100 and ood.n_id == res.summary.n_eval
+    for model in ("ce", "ls"):
+        for score in ("msp", "maxlogit-pnorm"):
+            # the ID view of the mixed set is the demo's own ID evaluation, same tuned p
+            assert ood.values[(model, score, "id:aurc")] == res.summary.aurc[(model, score)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in res.files.values())
+    mixed = load_predictions(res.files["ce_mixed_predictions"])
+    assert int(mixed.ood.sum()) == 100
+    text = " ".join(ood.lines)
+    assert "OOD detection" in text and "SCOD AURC" in text and "P-norm under OOD" in text
+    off = run_demo(
+        DemoConfig(classes=10, n_train=600, n_test=400, hidden=32, epochs=2, ood=False),
+        out=tmp_path / "off",
+        progress=False,
+        n_boot=0,
+    )
+    assert off.ood is None
+
+
+def test_ood_conclusions_follow_the_numbers():
+    from sc_eval.demo_ood import OodDemo, ood_conclusions
+
+    def demo(ce_auroc, ls_auroc, ls_fix_aurc):
+        values = {}
+        for model, auroc in (("ce", ce_auroc), ("ls", ls_auroc)):
+            for score in ("msp", "maxlogit-pnorm"):
+                values[(model, score, "ood:auroc")] = auroc
+                values[(model, score, "aurc")] = 0.3 if model == "ce" else 0.35
+        values[("ls", "maxlogit-pnorm", "aurc")] = ls_fix_aurc
+        return OodDemo(None, values, {}, 900, 250, 25, {}, [])  # type: ignore[arg-type]
+
+    worse = " ".join(ood_conclusions(demo(0.8, 0.7, 0.4)))
+    assert "LS is worse than CE, 70.00% vs 80.00%" in worse and "does not lower" in worse
+    better = " ".join(ood_conclusions(demo(0.7, 0.8, 0.25)))
+    assert "LS is better than CE" in better and "below CE's MSP 30.00%" in better
