@@ -789,12 +789,7 @@ def _check_ood(a: RawArray, labels: np.ndarray, c: int, *, path: object, field: 
     n = labels.shape[0]
     if a.dtype != "bool":
         raise InputError(f"expected a boolean OOD mask, got {a.dtype}", path=path, field=field)
-    if len(a.shape) != 1 or a.shape[0] != n:
-        raise InputError(
-            f"expected shape [{n}] to match the {n} rows of predictions, got {list(a.shape)}",
-            path=path,
-            field=field,
-        )
+    _check_vector_shape(a, n, path=path, field=field)
     mask = np.asarray(a.full(), dtype=bool)
     clash = np.flatnonzero(mask != (labels == OOD_LABEL))
     if clash.size:
@@ -809,15 +804,19 @@ def _check_ood(a: RawArray, labels: np.ndarray, c: int, *, path: object, field: 
         )
 
 
-def _int_vector(a: RawArray, n: int, *, path: object, field: str) -> np.ndarray:
-    if a.dtype not in _INT_KINDS:
-        raise InputError(f"expected integers, got {a.dtype}", path=path, field=field)
+def _check_vector_shape(a: RawArray, n: int, *, path: object, field: str) -> None:
     if len(a.shape) != 1 or a.shape[0] != n:
         raise InputError(
             f"expected shape [{n}] to match the {n} rows of predictions, got {list(a.shape)}",
             path=path,
             field=field,
         )
+
+
+def _int_vector(a: RawArray, n: int, *, path: object, field: str) -> np.ndarray:
+    if a.dtype not in _INT_KINDS:
+        raise InputError(f"expected integers, got {a.dtype}", path=path, field=field)
+    _check_vector_shape(a, n, path=path, field=field)
     data = np.asarray(a.full())
     if data.dtype == np.uint64 and data.size and int(data.max()) > np.iinfo(np.int64).max:
         raise InputError("integer values too large", path=path, field=field)

@@ -275,35 +275,56 @@ def bootstrap_views(
 
     The SCOD and OOD-detection views resample the mixed set (ID and OOD samples
     together, the same counts for both views and every model); the ID-only
-    view and the model metrics resample the ID samples alone.
+    view and the model metrics resample the ID samples alone. With ``cost``
+    ≠ 1 the SCOD risk metrics are computed on re-weighted curves of the
+    fractional residuals (the closed-form kernels assume 0/1 errors), and
+    ``e-aurc``/``naurc`` have no replicates (NaN), as in :func:`add_views`.
     """
     names = tuple(dict.fromkeys(metrics))
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, float], list[str]] = {}
     for name in names:
-        groups.setdefault("id" if view_of(name) == "model" else view_of(name), []).append(name)
+        groups.setdefault(_bootstrap_group(name, cost), []).append(name)
     out = np.full((n_boot, len(samples), len(scores), len(names)), math.nan)
-    for view, group in groups.items():
+    for (view, view_cost), group in groups.items():
         if view == "id" and not int((~oods[0]).sum()):
             continue  # no ID samples: those metrics stay undefined
-        # run the unprefixed name where it is the same function (the fast kernels know it)
-        inner = [_bootstrap_name(n) for n in group]
+        inner = [_bootstrap_name(n, view_cost) for n in group]
+        run = [n for n in inner if n is not None]
+        if not run:
+            continue
         res = bootstrap_metrics(
-            [view_samples(s, o, view, cost=cost) for s, o in zip(samples, oods, strict=True)],
-            metrics=inner,
+            [view_samples(s, o, view, cost=view_cost) for s, o in zip(samples, oods, strict=True)],
+            metrics=run,
             scores=scores,
             convention=convention,
             n_boot=n_boot,
             seed=seed,
         )
-        for name, run in zip(group, inner, strict=True):
-            out[:, :, :, names.index(name)] = res.values[:, :, :, res.metrics.index(run)]
+        for name, inner_name in zip(group, inner, strict=True):
+            if inner_name is not None:
+                k = res.metrics.index(inner_name)
+                out[:, :, :, names.index(name)] = res.values[:, :, :, k]
     return BootstrapResult(out, tuple(scores), names, n_boot, seed)
 
 
-def _bootstrap_name(name: str) -> str:
+def _bootstrap_group(name: str, cost: float) -> tuple[str, float]:
+    """``(view, residual cost)`` of the samples a metric is bootstrapped on."""
+    view = view_of(name)
+    if view == "model":
+        return ("id", 1.0)
+    if view == "scod" and name not in BINARY_FAILURE:
+        return ("scod", cost)
+    return (view, 1.0)
+
+
+def _bootstrap_name(name: str, cost: float) -> str | None:
+    """The name to bootstrap ``name`` under (None: no replicates)."""
     view, sep, base = name.partition(":")
     if sep and (view == "id" or (view == "ood" and base in SELECTIVE_METRICS)):
         return base  # id:aurc is aurc on the ID samples; ood:auroc is auroc on "errors = OOD"
+    if not sep and cost != 1.0:
+        # scod:m resolves to m but is not a fast-kernel name: re-weighted curves, exact
+        return None if name in ("e-aurc", "naurc") else f"scod:{name}"
     return name
 
 

@@ -548,3 +548,37 @@ def test_ood_conclusions_follow_the_numbers():
     assert "LS is worse than CE, 70.00% vs 80.00%" in worse and "does not lower" in worse
     better = " ".join(ood_conclusions(demo(0.7, 0.8, 0.25)))
     assert "LS is better than CE" in better and "below CE's MSP 30.00%" in better
+
+
+@pytest.mark.parametrize("cost", [1.0, 0.5, 2.0])
+def test_bootstrap_of_weighted_residuals_equals_reweighted_curves(cost):
+    """The bootstrap's closed forms accept fractional OOD residuals: each replicate equals
+    the metric of the curves re-weighted by that resample's counts."""
+    from sc_eval.curves import sort_scores
+    from sc_eval.metrics import CONVENTIONS, Curves
+    from sc_eval.ood import bootstrap_views, residuals
+    from sc_eval.stats import bootstrap_counts
+
+    z, y = mixed(seed=11, n_id=60, n_ood=25)
+    preds = predictions_from_arrays(z, y)
+    _, scored = evaluate_source(preds, EvalOptions(scores=("msp",), ood_cost=cost))
+    ood = y < 0
+    names = ["aurc", "augrc", "risk@cov=0.8", "ood:auroc", "ood:aupr-in", "auroc", "e-aurc"]
+    boot = bootstrap_views(
+        [scored], [ood], metrics=names, scores=["msp"], convention="mean", n_boot=5, seed=3,
+        cost=cost,
+    )  # fmt: skip
+    key = scored.keys["msp"]
+    res = residuals(scored.errors, ood, cost=cost)
+    conv = CONVENTIONS["mean"]
+    for b, counts in enumerate(bootstrap_counts(len(y), 5, seed=3)):
+        c = Curves(sort_scores(key, res), counts)
+        assert boot.values[b, 0, 0, 0] == pytest.approx(conv.aurc(c), rel=1e-9)
+        assert boot.values[b, 0, 0, 1] == pytest.approx(conv.augrc(c), rel=1e-9)
+        assert boot.values[b, 0, 0, 2] == pytest.approx(c.tied.risk_at_coverage(0.8), rel=1e-9)
+        d = Curves(sort_scores(key, ood), counts)
+        assert boot.values[b, 0, 0, 3] == pytest.approx(get_metric("ood:auroc")(d, conv))
+        assert boot.values[b, 0, 0, 4] == pytest.approx(get_metric("ood:aupr-in")(d, conv))
+        f = Curves(sort_scores(key, scored.errors | ood), counts)  # success vs failure: no β
+        assert boot.values[b, 0, 0, 5] == pytest.approx(get_metric("auroc")(f, conv))
+        assert math.isnan(boot.values[b, 0, 0, 6]) == (cost != 1.0)
