@@ -419,6 +419,8 @@ def test_gate_rules_on_views(files):
     r = invoke("gate", "worse.safetensors", "--baseline", "mixed.safetensors", "--metric",
                "ood:auroc,aurc", "--alpha", "0.05", "--bootstrap", "100", code=1)  # fmt: skip
     assert "ood:auroc[msp]" in r.stderr
+    r = invoke("gate", "mixed.safetensors", "--baseline", "base.json", "--ood-cost", "2", code=2)
+    assert "--ood-cost 1" in r.stderr
     r = invoke("gate", "id.safetensors", "--baseline", "id.safetensors", "--metric", "ood:auroc",
                code=2)  # fmt: skip
     assert "holds no OOD samples" in r.stderr

@@ -169,6 +169,12 @@ def gate(
                 f"'{base_res['convention']}', this run uses '{convention}'; pass "
                 f"--aurc-convention {base_res['convention']} or re-record the baseline"
             )
+        base_cost = (base_res.get("ood") or {}).get("cost", 1.0)
+        if cand_preds.has_ood and base_cost != ood_cost:
+            raise UsageError(
+                f"{baseline}: baseline was computed with --ood-cost {base_cost:g}, this run "
+                f"uses {ood_cost:g}; pass --ood-cost {base_cost:g} or re-record the baseline"
+            )
         cand_ev, cand_scored = evaluate_source(cand_preds, opts)
         full = (base_res.get("tuning") or {}).get("labels_sha256_all")
         if base_res["labels_sha256"] != cand_ev.labels_sha256 and full == cand_preds.labels_sha256:
