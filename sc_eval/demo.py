@@ -397,7 +397,7 @@ def run_demo(
     seconds["total"] = time.perf_counter() - start
     summary = summarise(comparison)
     return DemoResult(
-        cfg, out_dir, files, comparison, summary, conclusions(summary, cfg=cfg), seconds, ood
+        cfg, out_dir, files, comparison, summary, conclusions(summary, cfg=cfg), seconds, ood=ood
     )
 
 

@@ -520,6 +520,7 @@ def evaluate_predictions(
     val: Predictions | None = None,
     seed: int = 0,
     nan_policy: str = "refuse",
+    ood_cost: float = 1.0,
 ) -> Evaluation:
     """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
     opts = EvalOptions(
@@ -534,6 +535,7 @@ def evaluate_predictions(
         val=val,
         seed=seed,
         nan_policy=nan_policy,
+        ood_cost=ood_cost,
     )
     return evaluate_source(preds, opts)[0]
 
@@ -694,6 +696,7 @@ def evaluate(
     val: Predictions | None = None,
     seed: int = 0,
     nan_policy: str = "refuse",
+    ood_cost: float = 1.0,
 ) -> Evaluation:
     """Evaluate selective classification of in-memory predictions.
 
@@ -729,6 +732,9 @@ def evaluate(
         Rows with NaN or ±Inf: an :class:`~sc_eval.errors.InputError` (default),
         dropped, or kept as errors ranked last; see :func:`score_samples`.
         Dropped or kept rows are counted in ``Evaluation.notes``.
+    ood_cost : float
+        On a test set with OOD samples (label ``-1``): the SCOD cost ``β`` of
+        accepting one, a misclassification costing 1 (see :mod:`sc_eval.ood`).
 
     Returns
     -------
@@ -765,4 +771,5 @@ def evaluate(
         val=val,
         seed=seed,
         nan_policy=nan_policy,
+        ood_cost=ood_cost,
     )
