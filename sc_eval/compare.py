@@ -35,6 +35,7 @@ import numpy as np
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import Predictions, RawArray
 from sc_eval.metrics import MODEL_METRICS
+from sc_eval.ood import bootstrap_views
 from sc_eval.pipeline import (
     EvalOptions,
     Evaluation,
@@ -442,9 +443,20 @@ def compare(
             n_boot=n_boot,
             seed=opts.seed,
         )
-        if n_boot
+        if n_boot and ref.ood is None
         else None
     )
+    if n_boot and ref.ood is not None:  # OOD samples: every view, ID and OOD resampled together
+        boot = bootstrap_views(
+            samples,
+            [p.ood[s.index] for p, s in zip(aligned, samples, strict=True)],
+            metrics=names,
+            scores=tuple(ref.scores),
+            convention=opts.convention,
+            n_boot=n_boot,
+            seed=opts.seed,
+            cost=opts.ood_cost,
+        )
     nan = math.nan
 
     def cell(i: int, score: str, metric: str) -> MetricComparison:

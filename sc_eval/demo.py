@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import torch
 
     from sc_eval.compare import Comparison
+    from sc_eval.demo_ood import OodDemo
     from sc_eval.diagnose import Diagnosis
 
 __all__ = ["DemoConfig", "DemoResult", "DemoSummary", "conclusions", "make_task", "run_demo"]
@@ -75,6 +76,9 @@ class DemoConfig:
         Fraction of the test set used to tune max-logit p-norm.
     threads : int
         Torch CPU threads while training (fixed, so runs are reproducible).
+    ood : bool
+        Also evaluate both models with OOD samples from held-out mixture
+        components (:mod:`sc_eval.demo_ood`).
     """
 
     classes: int = 100
@@ -92,6 +96,7 @@ class DemoConfig:
     seed: int = 0
     tune_split: float = 0.1
     threads: int = 1
+    ood: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -151,6 +156,7 @@ class DemoResult:
     lines: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
     diagnosis: Diagnosis | None = None
+    ood: OodDemo | None = None
 
 
 # --------------------------------------------------------------------------- task and training
@@ -394,10 +400,34 @@ def run_demo(
     picture = plot_demo(comparison, out_dir / PLOT_FILE)
     if picture is not None:
         files["risk_coverage_plot"] = picture
+    ood = None
+    if cfg.ood:  # the same models with OOD samples from held-out mixture components
+        from sc_eval.demo_ood import run_ood_demo
+
+        t0 = time.perf_counter()
+        ood = run_ood_demo(
+            cfg,
+            comparison,
+            [files[f"{m}_predictions"] for m in MODELS],
+            out_dir,
+            infer_fn=infer,
+            models=[files[f"{m}_model"] for m in MODELS],
+            n_boot=n_boot,
+        )
+        files.update(ood.files)
+        seconds["ood"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - start
     summary = summarise(comparison)
     return DemoResult(
-        cfg, out_dir, files, comparison, summary, conclusions(summary, cfg=cfg), seconds, diagnosis
+        cfg,
+        out_dir,
+        files,
+        comparison,
+        summary,
+        conclusions(summary, cfg=cfg),
+        seconds,
+        diagnosis,
+        ood=ood,
     )
 
 

@@ -31,7 +31,8 @@ from xml.etree import ElementTree as ET
 
 from sc_eval.errors import InputError, UsageError, printable
 from sc_eval.files import read_json
-from sc_eval.metrics import MODEL_METRICS, get_metric
+from sc_eval.metrics import MODEL_METRICS, canonical_metric_name, get_metric
+from sc_eval.ood import require_views, view_of
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
 __all__ = [
@@ -134,12 +135,14 @@ def parse_rules(metrics: Sequence[str], scores: Sequence[str], tolerance: str | 
             )
         pairs = []
         for i, m in enumerate(metrics):
+            m = canonical_metric_name(m)  # scod:aurc is aurc (the default view)
             if m in MODEL_METRICS:
                 pairs.append((m, None))
                 continue
             get_metric(m)
             s = scores[i] if len(scores) == len(metrics) else (scores[0] if scores else "msp")
             pairs.append((m, s))
+    per = {canonical_metric_name(k): v for k, v in per.items()}
     for name in per:
         if name not in {m for m, _ in pairs}:
             raise UsageError(f"--tolerance names metric '{name}' that no rule checks")
@@ -394,7 +397,15 @@ class GateReport:
         return "PASSED" if self.passed else "FAILED"
 
 
+def evaluated_metrics(rules: Sequence[Rule]) -> list[str]:
+    """The selective metrics to evaluate for ``rules``: ``id:m`` needs ``m`` (its views
+    are added from it); ``ood:…`` metrics come with every set holding OOD samples."""
+    names = [r.metric.removeprefix("id:") for r in rules if r.metric not in MODEL_METRICS]
+    return [m for m in names if view_of(m) == "scod"]
+
+
 def candidate_value(ev: Evaluation, rule: Rule) -> float:
+    require_views(ev, rule.metric)
     if rule.score is None:
         return ev.model_metrics[rule.metric]
     if rule.score not in ev.scores:

@@ -56,6 +56,8 @@ FORMAT_NAME = "sc-eval/predictions"
 FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 FLOAT_KINDS = ("float16", "bfloat16", "float32", "float64")
+#: The label of an out-of-distribution sample (a class the model was never trained on).
+OOD_LABEL = -1
 _INT_KINDS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 _ST_DTYPES: dict[str, str] = {
@@ -688,6 +690,15 @@ class Predictions:
     def labels_sha256(self) -> str:
         return labels_sha256(self.labels)
 
+    @property
+    def ood(self) -> np.ndarray:
+        """True for out-of-distribution samples (label ``-1``, see docs/ood.md)."""
+        return self.labels == OOD_LABEL
+
+    @property
+    def has_ood(self) -> bool:
+        return bool((self.labels == OOD_LABEL).any())
+
 
 def labels_sha256(labels: np.ndarray) -> str:
     """SHA-256 of the labels as little-endian int64 — identifies the test set."""
@@ -724,6 +735,7 @@ def _validate(
     probs_key: str | None = None,
     labels_key: str = "labels",
     index_key: str = "index",
+    ood_key: str = "ood",
 ) -> Predictions:
     key, kind = _pick(arrays, path, logits_key=logits_key, probs_key=probs_key)
     if key not in arrays:
@@ -754,14 +766,16 @@ def _validate(
         )
     labels = _int_vector(arrays[labels_key], n, path=path, field=labels_key)
     lo, hi = int(labels.min()), int(labels.max())
-    if lo < 0 or hi >= c:
-        bad = int(np.flatnonzero((labels < 0) | (labels >= c))[0])
+    if lo < OOD_LABEL or hi >= c:
+        bad = int(np.flatnonzero((labels < OOD_LABEL) | (labels >= c))[0])
         raise InputError(
-            f"expected labels in [0, {c - 1}] for C = {c} classes, got {int(labels[bad])} "
-            f"at row {bad}",
+            f"expected labels in [0, {c - 1}] for C = {c} classes, or {OOD_LABEL} for an "
+            f"out-of-distribution sample, got {int(labels[bad])} at row {bad}",
             path=path,
             field=labels_key,
         )
+    if ood_key in arrays:
+        _check_ood(arrays[ood_key], labels, c, path=path, field=ood_key)
     index = None
     if index_key in arrays:
         index = _int_vector(arrays[index_key], n, path=path, field=index_key)
@@ -772,20 +786,44 @@ def _validate(
     extra = {
         k: a.full()
         for k, a in arrays.items()
-        if k not in (key, labels_key, index_key) and len(a.shape) == 1 and a.shape[0] == n
+        if k not in (key, labels_key, index_key, ood_key) and len(a.shape) == 1 and a.shape[0] == n
     }
     return Predictions(values, kind, labels, index, path, metadata, extra)
 
 
-def _int_vector(a: RawArray, n: int, *, path: object, field: str) -> np.ndarray:
-    if a.dtype not in _INT_KINDS:
-        raise InputError(f"expected integers, got {a.dtype}", path=path, field=field)
+def _check_ood(a: RawArray, labels: np.ndarray, c: int, *, path: object, field: str) -> None:
+    """An ``ood`` mask must be boolean ``[N]`` and agree with the labels (OOD ⇔ label -1)."""
+    n = labels.shape[0]
+    if a.dtype != "bool":
+        raise InputError(f"expected a boolean OOD mask, got {a.dtype}", path=path, field=field)
+    _check_vector_shape(a, n, path=path, field=field)
+    mask = np.asarray(a.full(), dtype=bool)
+    clash = np.flatnonzero(mask != (labels == OOD_LABEL))
+    if clash.size:
+        i = int(clash[0])
+        said = "OOD" if mask[i] else "in-distribution"
+        raise InputError(
+            f"row {i} is marked {said} but its label is {int(labels[i])}: OOD rows must have "
+            f"label {OOD_LABEL} and in-distribution rows a label in [0, {c - 1}] "
+            f"({clash.size} rows disagree)",
+            path=path,
+            field=field,
+        )
+
+
+def _check_vector_shape(a: RawArray, n: int, *, path: object, field: str) -> None:
     if len(a.shape) != 1 or a.shape[0] != n:
         raise InputError(
             f"expected shape [{n}] to match the {n} rows of predictions, got {list(a.shape)}",
             path=path,
             field=field,
         )
+
+
+def _int_vector(a: RawArray, n: int, *, path: object, field: str) -> np.ndarray:
+    if a.dtype not in _INT_KINDS:
+        raise InputError(f"expected integers, got {a.dtype}", path=path, field=field)
+    _check_vector_shape(a, n, path=path, field=field)
     data = np.asarray(a.full())
     if data.dtype == np.uint64 and data.size and int(data.max()) > np.iinfo(np.int64).max:
         raise InputError("integer values too large", path=path, field=field)
@@ -799,6 +837,7 @@ def load_predictions(
     probs_key: str | None = None,
     labels_key: str = "labels",
     index_key: str = "index",
+    ood_key: str = "ood",
 ) -> Predictions:
     """Load and validate a predictions file.
 
@@ -810,6 +849,9 @@ def load_predictions(
         Name of the ``[N, C]`` tensor; default ``logits``, else ``probs``.
     labels_key, index_key : str
         Names of the labels and optional sample-id vectors.
+    ood_key : str
+        Name of an optional boolean ``[N]`` mask of out-of-distribution samples;
+        it must agree with the labels (OOD rows hold label ``-1``).
 
     Returns
     -------
@@ -829,6 +871,7 @@ def load_predictions(
         probs_key=probs_key,
         labels_key=labels_key,
         index_key=index_key,
+        ood_key=ood_key,
     )
 
 
@@ -838,10 +881,15 @@ def predictions_from_arrays(
     *,
     probs: Any = None,
     index: Any = None,
+    ood: Any = None,
 ) -> Predictions:
-    """Validate in-memory arrays (numpy or torch) as :class:`Predictions`."""
+    """Validate in-memory arrays (numpy or torch) as :class:`Predictions`.
+
+    OOD samples hold label ``-1``; ``ood``, a boolean mask, may mark them too.
+    """
     arrays: dict[str, RawArray] = {}
-    for name, value in (("logits", logits), ("probs", probs), ("labels", labels), ("index", index)):
+    named = (("logits", logits), ("probs", probs), ("labels", labels), ("index", index))
+    for name, value in (*named, ("ood", ood)):
         if value is None:
             continue
         arr, dtype = _as_numpy(value)
@@ -877,11 +925,14 @@ def write_predictions(
     metadata: dict[str, str] | None = None,
     join: bool = True,
     cache: bool = False,
+    ood: np.ndarray | None = None,
 ) -> None:
     """Write the canonical ``.safetensors`` predictions file, atomically.
 
     Metadata always holds ``format=sc-eval/predictions``, ``version`` and
-    ``labels_sha256``; ``metadata`` adds free-text entries.
+    ``labels_sha256``; ``metadata`` adds free-text entries. ``ood``, a boolean
+    ``[N]`` mask, marks out-of-distribution samples: their label is written as
+    ``-1`` and the mask is stored as the ``ood`` tensor.
     """
     if (logits is None) == (probs is None):
         raise ValueError("write_predictions needs exactly one of logits or probs")
@@ -900,12 +951,23 @@ def write_predictions(
             field="labels",
         )
     labels = raw_labels.astype(np.int64)
+    if ood is not None:
+        mask = np.asarray(ood)
+        if mask.dtype != np.bool_ or mask.shape != labels.shape:
+            raise InputError(
+                f"expected a boolean OOD mask of shape [{labels.shape[0]}], got {mask.dtype} "
+                f"{list(mask.shape)}",
+                field="ood",
+            )
+        labels = np.where(mask, OOD_LABEL, labels)
     tensors = {
         "logits" if logits is not None else "probs": np.ascontiguousarray(values),
         "labels": np.ascontiguousarray(labels),
     }
     if index is not None:
         tensors["index"] = np.ascontiguousarray(np.asarray(index, dtype=np.int64))
+    if ood is not None:
+        tensors["ood"] = np.ascontiguousarray(labels == OOD_LABEL)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, labels_sha256=labels_sha256(labels))
     with atomic_output(path, join=join, cache=cache) as tmp:

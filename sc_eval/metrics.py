@@ -24,6 +24,7 @@ Guo et al. (2017), *On calibration of modern neural networks*, ICML — ECE.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -488,9 +489,15 @@ def parse_risk(text: str) -> float:
 
 
 def get_metric(name: str) -> Metric:
-    """Look up a selective metric; ``risk@cov=c`` and ``cov@risk=r`` are parsed."""
+    """Look up a selective metric; ``risk@cov=c`` and ``cov@risk=r`` are parsed.
+
+    ``view:metric`` names (``id:aurc``, ``ood:auroc``, ``scod:aurc``) are the
+    views of a test set with OOD samples (:func:`view_metric`).
+    """
     if name in SELECTIVE_METRICS:
         return SELECTIVE_METRICS[name]
+    if ":" in name:
+        return view_metric(name)
     family, _, value = name.partition("=")
     if family == "risk@cov" and value:
         return risk_at_coverage(parse_coverage(value))
@@ -692,3 +699,119 @@ MODEL_METRICS: dict[str, ModelMetric] = {
         ),
     )
 }
+
+
+# --------------------------------------------------------------------------- OOD views
+def _detection_counts(c: Curves) -> tuple[np.ndarray, np.ndarray]:
+    """Per tie block, (in-distribution, OOD) counts: the curve's "errors" are the OOD samples."""
+    b = c.blocks
+    return b.sizes - b.errors, b.errors
+
+
+def _average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Step-wise average precision over tie blocks ranked first to last (sklearn's definition)."""
+    n_pos = pos.sum()
+    if n_pos <= 0 or neg.sum() <= 0:
+        return math.nan
+    tp = np.cumsum(pos)
+    ranked = tp + np.cumsum(neg)  # 0 only before the first sample (empty bootstrap blocks)
+    precision = np.divide(tp, ranked, out=np.zeros_like(tp, dtype=np.float64), where=ranked > 0)
+    return float(np.sum(precision * pos) / n_pos)
+
+
+def _aupr_in(c: Curves, conv: Convention) -> float:
+    ident, ood = _detection_counts(c)
+    return _average_precision(ident, ood)
+
+
+def _aupr_out(c: Curves, conv: Convention) -> float:
+    ident, ood = _detection_counts(c)
+    return _average_precision(ood[::-1], ident[::-1])
+
+
+def _needs_id_and_ood(c: Curves) -> str | None:
+    if c.n_errors <= 0:
+        return "no OOD samples: ID-vs-OOD separation is undefined"
+    if c.n_errors >= c.n:
+        return "no in-distribution samples: ID-vs-OOD separation is undefined"
+    return None
+
+
+#: Metrics of the score separating ID (positive) from OOD samples; computed on curves
+#: whose "errors" are the OOD samples (``ood:`` names, see :func:`view_metric`).
+DETECTION_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "auroc",
+            True,
+            True,
+            "fraction",
+            "AUROC of the score separating ID (positive) from OOD (ties count 1/2)",
+            _auroc,
+            _needs_id_and_ood,
+        ),
+        Metric(
+            "aupr-in",
+            True,
+            True,
+            "fraction",
+            "average precision with ID as positive, ranked by the score",
+            _aupr_in,
+            _needs_id_and_ood,
+        ),
+        Metric(
+            "aupr-out",
+            True,
+            True,
+            "fraction",
+            "average precision with OOD as positive, ranked by the negated score",
+            _aupr_out,
+            _needs_id_and_ood,
+        ),
+        Metric(
+            "fpr@95tpr",
+            False,
+            True,
+            "fraction",
+            "fraction of OOD samples accepted at the first threshold accepting >= 95% of ID",
+            _fpr_at_95_tpr,
+            _needs_id_and_ood,
+        ),
+    )
+}
+
+#: The views of a test set with OOD samples; unprefixed selective names are the SCOD view.
+VIEWS: dict[str, str] = {
+    "scod": "SCOD: failure = misclassified ID sample or any accepted OOD sample",
+    "id": "ID only: the in-distribution samples alone",
+    "ood": "OOD detection: the score separating ID (positive) from OOD samples",
+}
+
+
+def view_metric(name: str) -> Metric:
+    """The metric ``view:base`` of a test set with OOD samples (see docs/ood.md).
+
+    ``scod:m`` is ``m`` itself (the SCOD view is the default on such a set);
+    ``id:m`` is ``m`` on the in-distribution samples; ``ood:m`` is one of
+    :data:`DETECTION_METRICS`.
+    """
+    view, _, base = name.partition(":")
+    if view == "scod":
+        return get_metric(base)
+    if view == "id":
+        m = get_metric(base)
+        if ":" in base:
+            raise unknown_name("metric", name, [f"id:{k}" for k in SELECTIVE_METRICS])
+        return dataclasses.replace(
+            m, name=f"id:{m.name}", description=f"{m.description} (ID samples only)"
+        )
+    if view == "ood" and base in DETECTION_METRICS:
+        return dataclasses.replace(DETECTION_METRICS[base], name=name)
+    choices = [*(f"{v}:aurc" for v in ("scod", "id")), *(f"ood:{k}" for k in DETECTION_METRICS)]
+    raise unknown_name("metric", name, choices)
+
+
+def canonical_metric_name(name: str) -> str:
+    """``scod:aurc`` → ``aurc`` (the SCOD view is unprefixed); other names unchanged."""
+    return name.removeprefix("scod:")

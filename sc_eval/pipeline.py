@@ -32,6 +32,7 @@ from sc_eval.metrics import (
     get_convention,
     get_metric,
 )
+from sc_eval.ood import add_views, check_cost, check_ood_tuning
 from sc_eval.scores import (
     RowStats,
     check_scores_for_input,
@@ -424,6 +425,8 @@ class Evaluation:
     metric_names: tuple[str, ...]
     tuning: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    #: set on a test set with OOD samples: ``n_id``, ``n_ood``, ``cost`` (see sc_eval.ood)
+    ood: dict[str, Any] | None = None
 
     def metric(self, score: str, metric: str) -> float:
         """One value: a selective metric of ``score`` or a model metric (``acc`` …)."""
@@ -522,6 +525,7 @@ def evaluate_predictions(
     val: Predictions | None = None,
     seed: int = 0,
     nan_policy: str = "refuse",
+    ood_cost: float = 1.0,
 ) -> Evaluation:
     """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
     opts = EvalOptions(
@@ -536,6 +540,7 @@ def evaluate_predictions(
         val=val,
         seed=seed,
         nan_policy=nan_policy,
+        ood_cost=ood_cost,
     )
     return evaluate_source(preds, opts)[0]
 
@@ -557,6 +562,9 @@ class EvalOptions:
         Seed of the tuning split (and of the bootstrap).
     nan_policy : {"refuse", "drop", "rank-last"}
         Rows holding NaN or ±Inf (see :data:`NAN_POLICIES`).
+    ood_cost : float
+        ``β``: the SCOD residual of an accepted OOD sample (misclassification = 1);
+        only used on test sets with OOD samples (see :mod:`sc_eval.ood`).
     """
 
     scores: tuple[str, ...] | None = None
@@ -570,6 +578,7 @@ class EvalOptions:
     val: Predictions | None = None
     seed: int = 0
     nan_policy: str = "refuse"
+    ood_cost: float = 1.0
 
     @property
     def tuning_requested(self) -> bool:
@@ -585,6 +594,8 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     """
     get_convention(opts.convention)
     get_nan_policy(opts.nan_policy)
+    check_cost(opts.ood_cost)
+    check_ood_tuning(preds, opts)
     if opts.scores is None:  # the default set for this input's kind
         opts = dataclasses.replace(opts, scores=default_scores(has_logits=preds.has_logits))
     assert opts.scores is not None
@@ -623,18 +634,21 @@ def _evaluation(
             policy = get_nan_policy(opts.nan_policy)
             notes = (_nan_note(policy, scored.nonfinite.size, preds.n, preds.kind),)
     labels = preds.labels[scored.index]
-    if scored.n > 1 and labels.min() == labels.max():
+    ood = labels < 0
+    if ood.any() and not ood.all():
+        labels = labels[~ood]  # the one-class note is about the ID samples
+    if scored.n > 1 and labels.min() == labels.max() and not ood.all():
         notes = (
             *notes,
             f"every label is class {int(labels[0])} (one of C = {preds.num_classes}): the "
             "metrics are valid but describe that class only",
         )
-    return evaluate_scored(
+    ev = evaluate_scored(
         scored,
         source=preds.name,
         num_classes=preds.num_classes,
         input_kind=preds.kind,
-        labels_sha256=labels_sha256(labels),
+        labels_sha256=labels_sha256(preds.labels[scored.index]),
         metrics=opts.metrics,
         coverages=opts.coverages,
         risks=opts.risks,
@@ -643,6 +657,7 @@ def _evaluation(
         tuning=tuning,
         notes=notes,
     )
+    return add_views(ev, scored, ood, cost=opts.ood_cost) if ood.any() else ev
 
 
 def restrict_evaluation(
@@ -686,6 +701,7 @@ def evaluate(
     val: Predictions | None = None,
     seed: int = 0,
     nan_policy: str = "refuse",
+    ood_cost: float = 1.0,
 ) -> Evaluation:
     """Evaluate selective classification of in-memory predictions.
 
@@ -721,6 +737,9 @@ def evaluate(
         Rows with NaN or ±Inf: an :class:`~sc_eval.errors.InputError` (default),
         dropped, or kept as errors ranked last; see :func:`score_samples`.
         Dropped or kept rows are counted in ``Evaluation.notes``.
+    ood_cost : float
+        On a test set with OOD samples (label ``-1``): the SCOD cost ``β`` of
+        accepting one, a misclassification costing 1 (see :mod:`sc_eval.ood`).
 
     Returns
     -------
@@ -757,4 +776,5 @@ def evaluate(
         val=val,
         seed=seed,
         nan_policy=nan_policy,
+        ood_cost=ood_cost,
     )

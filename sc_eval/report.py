@@ -9,6 +9,7 @@ Tables are built once as a :class:`Grid` and drawn by Rich or as Markdown.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sc_eval.errors import printable
 from sc_eval.metrics import MODEL_METRICS, get_metric
+from sc_eval.ood import view_of
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
 if TYPE_CHECKING:
@@ -63,6 +65,9 @@ def fmt_with_interval(name: str, value: float, iv: Interval | None, sep: str = "
 
 def header(name: str) -> str:
     _, percent, _ = metric_info(name)
+    view, sep, base = name.partition(":")
+    prefix = f"{view.upper()} " if sep else ""  # id:aurc → "ID AURC (%)"
+    name = base if sep else name
     label = {"acc": "Acc", "ece": "ECE", "nll": "NLL", "brier": "Brier"}.get(name)
     if label is None:
         if name.startswith("risk@cov="):
@@ -71,6 +76,7 @@ def header(name: str) -> str:
             label = f"cov@risk≤{100 * float(name.split('=')[1]):g}%"
         else:
             label = name.upper() if name != "e-aurc" else "E-AURC"
+    label = prefix + label
     return f"{label} (%)" if percent and "%" not in label else label
 
 
@@ -129,6 +135,8 @@ def _score_grid(
 
 def summary_line(ev: Evaluation, iv: EvaluationIntervals | None = None) -> str:
     parts = [f"N={ev.n}", f"C={ev.num_classes}", f"input={ev.input_kind}"]
+    if ev.ood is not None:
+        parts[0] = f"N={ev.n} ({ev.ood['n_id']} ID + {ev.ood['n_ood']} OOD)"
     model_iv = iv.model if iv is not None else {}
     parts += [
         f"{header(k)}={fmt_with_interval(k, v, model_iv.get(k))}"
@@ -153,6 +161,8 @@ def _intervals(kwargs: dict[str, Any], count: int) -> list[EvaluationIntervals |
 
 def grids(ev: Evaluation, iv: EvaluationIntervals | None = None) -> list[Grid]:
     """The metrics table and the risk–coverage table of one evaluation."""
+    if ev.ood is not None:
+        return ood_grids(ev, iv)
     area = [m for m in ev.metric_names if "@cov=" not in m and "@risk=" not in m]
     curve = [m for m in ev.metric_names if m not in area]
     out = [_score_grid(ev, area, f"{ev.source} — selective classification", iv)]
@@ -165,6 +175,35 @@ def grids(ev: Evaluation, iv: EvaluationIntervals | None = None) -> list[Grid]:
                 iv,
             )
         )
+    return out
+
+
+#: Table titles of the views of a test set with OOD samples (see sc_eval.ood)
+OOD_VIEW_TITLES = {
+    "scod": "SCOD (failure = misclassified ID or any OOD sample{cost})",
+    "id": "ID only (the {n_id} in-distribution samples; metrics id:…)",
+    "ood": "OOD detection (score separating {n_id} ID from {n_ood} OOD; metrics ood:…)",
+}
+
+
+def ood_grids(ev: Evaluation, iv: EvaluationIntervals | None = None) -> list[Grid]:
+    """The three views of a test set with OOD samples, one labelled table (or two) each."""
+    info = dict(ev.ood or {})
+    info["cost"] = "" if info.get("cost", 1.0) == 1.0 else f"; OOD cost β={info['cost']:g}"
+    out = []
+    for view, title in OOD_VIEW_TITLES.items():
+        names = [m for m in ev.metric_names if view_of(m) == view]
+        area = [m for m in names if "@cov=" not in m and "@risk=" not in m]
+        curve = [m for m in names if m not in area]
+        label = title.format(**info)
+        grids = [_score_grid(ev, area, f"{ev.source} — {label}", iv)]
+        if curve:
+            grids.append(_score_grid(ev, curve, f"{ev.source} — {label}: risk–coverage, in %", iv))
+        prefix = f"{view.upper()} "  # the title names the view: plain column headers
+        out += [
+            dataclasses.replace(g, headers=[h.removeprefix(prefix) for h in g.headers])
+            for g in grids
+        ]
     return out
 
 
@@ -317,6 +356,7 @@ def evaluation_dict(ev: Evaluation) -> dict[str, Any]:
             },
             "tuning": ev.tuning,
             "notes": list(ev.notes),
+            **({"ood": ev.ood} if ev.ood is not None else {}),
         }
     )
 
@@ -495,16 +535,35 @@ def _model_cell(row: ModelRow) -> list[Line]:
     return lines
 
 
+#: Table titles of the views of a comparison on a test set with OOD samples
+COMPARE_VIEW_TITLES = {
+    "scod": "SCOD (failure = misclassified ID or any OOD sample)",
+    "id": "ID only",
+    "ood": "OOD detection (ID vs OOD)",
+}
+
+
 def comparison_grids(cmp: Comparison) -> list[StyledGrid]:
-    """One table per score: a row per model, a column per metric, Δ under each value."""
-    headers = ["model", *(header(m) for m in cmp.metrics)]
+    """One table per score: a row per model, a column per metric, Δ under each value.
+
+    On a test set with OOD samples, one table per score and view (SCOD, ID only,
+    OOD detection); model metrics (on the ID samples) go with the ID view.
+    """
+    has_ood = any(ev.ood is not None for ev in cmp.evaluations)
+    views: dict[str, list[str]] = {}
+    for m in cmp.metrics:
+        view = view_of(m).replace("model", "id") if has_ood else ""
+        views.setdefault(view, []).append(m)
+    order = ("", "scod", "id", "ood")
     out = []
     for sc in cmp.scores:
-        rows = [
-            [_model_cell(r), *(_compare_cell(m, r.metrics[m]) for m in cmp.metrics)]
-            for r in sc.rows
-        ]
-        out.append(StyledGrid(f"{sc.score} — Δ = model − reference", headers, rows))
+        for view, names in sorted(views.items(), key=lambda kv: order.index(kv[0])):
+            rows = [
+                [_model_cell(r), *(_compare_cell(m, r.metrics[m]) for m in names)] for r in sc.rows
+            ]
+            label = f" — {COMPARE_VIEW_TITLES[view]}" if view else ""
+            headers = ["model", *(header(m) for m in names)]
+            out.append(StyledGrid(f"{sc.score}{label} — Δ = model − reference", headers, rows))
     return out
 
 

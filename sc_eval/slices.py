@@ -41,6 +41,7 @@ import numpy as np
 
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
+from sc_eval.io import OOD_LABEL
 from sc_eval.metrics import Curves, get_convention
 from sc_eval.threshold import clopper_pearson, risk_bound_at_coverage
 
@@ -62,6 +63,8 @@ SLICES_VERSION = 1
 DEFAULT_SLICE_COVERAGE = 0.9
 MIN_ACCEPTED = 30
 BY = ("class", "group")
+#: The slice of the OOD samples (label -1): each is an error when accepted (docs/ood.md)
+OOD_SLICE = "OOD (label -1)"
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,12 @@ def slice_ids(
                 path=preds.path,
                 field=groups_key,
             )
-    uniq, ids = np.unique(values, return_inverse=True)
+    ood = preds.labels == OOD_LABEL
+    uniq, ids = np.unique(values[~ood], return_inverse=True)
     names = [v.decode() if isinstance(v, bytes) else str(v) for v in uniq.tolist()]
-    return ids.astype(np.int64).reshape(-1), names
+    out = np.full(preds.n, len(names), dtype=np.int64)  # OOD samples: a slice of their own
+    out[~ood] = ids.reshape(-1)
+    return out, names + ([OOD_SLICE] if ood.any() else [])
 
 
 def _row(
@@ -355,6 +361,11 @@ def notes(t: SliceTable) -> list[str]:
         lines.append(
             f"small: {len(small)} slice(s) with fewer than {MIN_ACCEPTED} accepted samples "
             f"({shown}); their point values say little, read the interval"
+        )
+    if any(r.name == OOD_SLICE for r in t.rows):
+        lines.append(
+            f"{OOD_SLICE}: samples of classes the model never saw, each an error when accepted "
+            "(SCOD); their coverage is the fraction of OOD inputs the threshold lets through"
         )
     return lines
 

@@ -27,6 +27,7 @@ from sc_eval.errors import InputError, UsageError
 from sc_eval.infer import InferOptions
 from sc_eval.io import Predictions, load_predictions
 from sc_eval.models import ModelSpec
+from sc_eval.ood import mix_predictions
 
 __all__ = ["CheckpointOptions", "KeyOptions", "load_source"]
 
@@ -39,6 +40,7 @@ class KeyOptions:
     probs_key: str | None = None
     labels_key: str = "labels"
     index_key: str = "index"
+    ood_key: str = "ood"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class CheckpointOptions:
 
     data: Path | None = None
     model: ModelSpec = field(default_factory=ModelSpec)
+    #: OOD inputs run after ``data``; the predictions hold both (see sc_eval.ood)
+    ood_data: Path | None = None
     transform: ImageTransform | None = None
     run: InferOptions = field(default_factory=InferOptions)
     cache_dir: Path | None = None
@@ -111,6 +115,7 @@ def load_source(
             probs_key=keys.probs_key,
             labels_key=keys.labels_key,
             index_key=keys.index_key,
+            ood_key=keys.ood_key,
         )
     if checkpoint is None or checkpoint.data is None:
         raise InputError(
@@ -118,7 +123,11 @@ def load_source(
             "inference on it",
             path=path,
         )
-    return _infer_cached(Path(path), checkpoint)
+    preds = _infer_cached(Path(path), checkpoint)
+    if checkpoint.ood_data is None:
+        return preds
+    ood_opts = dataclasses.replace(checkpoint, data=checkpoint.ood_data, ood_data=None)
+    return mix_predictions(preds, _infer_cached(Path(path), ood_opts))
 
 
 _KIND_NAMES = {

@@ -362,6 +362,12 @@ class PairedBootstrap:
         self._selective = [
             (k, get_metric(m)) for k, m in enumerate(self.metrics) if m not in MODEL_METRICS
         ]
+        # the closed forms count 0/1 errors; fractional residuals (an OOD cost β ≠ 1)
+        # take the general curves of every resample
+        self._binary = [
+            bool(np.all((np.asarray(s.errors) == 0) | (np.asarray(s.errors) == 1)))
+            for s in self.samples
+        ]
         self._sorted: list[list[SortedScores]] = [
             [sort_scores(s.keys[name], s.errors) for name in self.scores] for s in self.samples
         ]
@@ -376,7 +382,7 @@ class PairedBootstrap:
     def _score_metrics(self, i: int, j: int, counts: np.ndarray, out: np.ndarray) -> None:
         sorted_scores = self._sorted[i][j]
         conv = self.convention
-        blocks = sorted_scores.resample(counts) if self._selective else None
+        blocks = sorted_scores.resample(counts) if self._selective and self._binary[i] else None
         for k, metric in self._selective:
             if metric.batch is not None and blocks is not None:
                 out[:, i, j, k] = metric.batch(blocks, conv)

@@ -472,6 +472,9 @@ class ThresholdResult:
     test : TestOutcome or None
     tuning : dict or None
         How ``params`` were tuned (split, sizes, decisions), when they were.
+    n_ood : int
+        Calibration samples that are OOD (label -1): each counts as an error
+        when accepted, so the guarantee covers the ID/OOD mixture (docs/ood.md).
     """
 
     source: str
@@ -486,6 +489,7 @@ class ThresholdResult:
     data_sha256: str
     test: TestOutcome | None = None
     tuning: dict[str, Any] | None = None
+    n_ood: int = 0
 
     @property
     def mode(self) -> str:
@@ -512,8 +516,17 @@ class ThresholdResult:
             f"of accepting inputs whose {self.score} >= {self.value:.6g} (exactly: rank key "
             f">= {c.key!r}) on new data drawn i.i.d. from the "
             f"calibration distribution is at most {100 * c.bound:.3f}% ({how}; Geifman & "
-            "El-Yaniv 2017)."
+            "El-Yaniv 2017)." + (f" {ood_line(self)}" if self.n_ood else "")
         )
+
+
+def ood_line(r: ThresholdResult) -> str:
+    """What an error is when the calibration set holds OOD samples."""
+    return (
+        f"Errors include every accepted OOD sample ({r.n_ood} of the {r.control.n} calibration "
+        "samples have label -1): the bound holds for inputs mixing ID and OOD samples as the "
+        "calibration set does."
+    )
 
 
 def data_sha256(preds: Any, *, chunk_size: int = 65536) -> str:
@@ -617,6 +630,7 @@ def calibrate(
         labels_sha256=labels_sha256(labels),
         data_sha256=data_sha256(preds),
         tuning=tuning,
+        n_ood=int((labels < 0).sum()),
     )
 
 
@@ -663,7 +677,7 @@ def headline(r: ThresholdResult) -> list[str]:
             f"target: coverage {_pct(c.target_coverage)}%, risk bound at "
             f"confidence {100 * (1 - c.delta):.4g}% (δ = {c.delta:g})"
         )
-    lines = [ask]
+    lines = [ask] + ([ood_line(r)] if r.n_ood else [])
     if c.feasible:
         lines.append(
             f"threshold: accept when {r.score}{_params_text(r)} >= {r.value:.6g} "
@@ -767,6 +781,7 @@ def result_dict(r: ThresholdResult) -> dict[str, Any]:
         "threshold": {"key": c.key, "value": r.value, "rule": "accept iff rank key >= key"},
         "calibration": {
             "n": c.n,
+            "ood": r.n_ood,
             **point(c.point),
             "labels_sha256": r.labels_sha256,
             "data_sha256": r.data_sha256,

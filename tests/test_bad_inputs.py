@@ -108,7 +108,7 @@ def _make_corpus(d: Path) -> None:
     save_file({"logits": z, "labels": y[:-1]}, "nmismatch.safetensors")
     np.savez("floatlabels.npz", logits=z, labels=y.astype(np.float32))
     neg = y.copy()
-    neg[5] = -1
+    neg[5] = -2  # -1 marks an OOD sample; -2 is not a label
     save_file({"logits": z, "labels": neg}, "neglabels.safetensors")
     big = y.copy()
     big[2] = c

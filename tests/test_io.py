@@ -290,7 +290,7 @@ BAD = {
     "bool labels": (dict(logits=Z, labels=Y > 0), "integers"),
     "short labels": (dict(logits=Z, labels=Y[:-1]), "shape"),
     "2-D labels": (dict(logits=Z, labels=Y[:, None].copy()), "shape"),
-    "negative label": (dict(logits=Z, labels=np.where(np.arange(6) == 2, -1, Y)), "in [0, 3]"),
+    "label -2": (dict(logits=Z, labels=np.where(np.arange(6) == 2, -2, Y)), "in [0, 3]"),
     "label >= C": (dict(logits=Z, labels=np.where(np.arange(6) == 4, 4, Y)), "at row 4"),
     "C = 1": (dict(logits=Z[:, :1].copy(), labels=np.zeros(6, np.int64)), "C = 1"),
     "N = 0": (dict(logits=np.zeros((0, 3), np.float32), labels=np.zeros(0, np.int64)), "N = 0"),

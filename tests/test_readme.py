@@ -59,6 +59,10 @@ def workdir(tmp_path_factory) -> Path:
     z = _preds(rng, y, 1.0)
     np.savez(d / "preds.npz", logits=z, labels=y)
     torch.save({"logits": torch.from_numpy(z), "labels": torch.from_numpy(y)}, d / "preds2.pt")
+    for name, sharp in (("mixed", 1.0), ("mixed_ls", 0.7)):  # test sets with OOD samples
+        write_predictions(
+            d / f"{name}.safetensors", logits=_preds(rng, y, sharp), labels=y, ood=domain == 2
+        )
     for name in ("cal", "test", "val"):
         yy = rng.integers(0, 10, 4000)
         write_predictions(d / f"{name}.safetensors", logits=_preds(rng, yy, 1.0), labels=yy)

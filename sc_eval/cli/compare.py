@@ -76,6 +76,8 @@ def compare(
     probs_key: o.ProbsKey = None,
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
+    ood_key: o.OodKey = "ood",
+    ood_cost: o.OodCost = 1.0,
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     checkpoint: o.CheckpointArg = None,
@@ -100,7 +102,7 @@ def compare(
     if len(sources) < 2:
         raise UsageError("compare needs at least two sources (the first is the reference)")
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     vals = list(val or [])
     if vals and (tune or tune_split is not None):
         raise UsageError("give only one of --val and --tune/--tune-split")
@@ -120,19 +122,29 @@ def compare(
         chunk_size=chunk_size,
         seed=seed,
         nan_policy=o.nan_policy(nan_policy),
+        ood_cost=ood_cost,
         **o.tuning_options(tune, tune_split, None, keys),
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
     val_preds = [load_source(v, keys=keys) for v in vals] or None
     result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence, vals=val_preds)
     if plot is not None:
+        from sc_eval.ood import plot_series
         from sc_eval.plot import plot_risk_coverage
 
+        series = [  # aligned to the reference's rows: its labels mark the OOD samples
+            plot_series(m, s, preds[0].ood[s.index])
+            for m, s in zip(result.models, result.samples, strict=True)
+        ]
         plot_risk_coverage(
-            list(zip(result.models, result.samples, strict=True)),
+            [curve for curves in series for curve in curves],
             plot,
             announce=True,
-            params=[{n: r.params for n, r in ev.scores.items()} for ev in result.evaluations],
+            params=[
+                {n: r.params for n, r in ev.scores.items()}
+                for ev, curves in zip(result.evaluations, series, strict=True)
+                for _ in curves
+            ],
         )
     if fmt == "table" and output is None:
         with stdout_console() as console:

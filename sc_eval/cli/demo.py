@@ -45,6 +45,13 @@ def demo(
     threads: Annotated[
         int, typer.Option("--threads", help="CPU threads for training (fixed: reproducible).")
     ] = 1,
+    ood: Annotated[
+        bool,
+        typer.Option(
+            "--ood/--no-ood",
+            help="Also compare the models with OOD samples from held-out mixture components.",
+        ),
+    ] = True,
     bootstrap: o.Bootstrap = 200,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
@@ -71,6 +78,7 @@ def demo(
         seed=seed,
         tune_split=tune_split,
         threads=threads,
+        ood=ood,
     )
     if not 0.0 < tune_split < 1.0:
         from sc_eval.errors import UsageError
@@ -113,6 +121,10 @@ def demo(
             )
         else:
             console.print(f"Picture: {escape(str(files['risk_coverage_plot']))}")
+        if result.ood is not None:
+            from sc_eval.demo_ood import print_ood_demo
+
+            print_ood_demo(result.ood, console)
         s = result.seconds
         console.print(
             f"[dim]Wrote {escape(str(result.out))}/: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -86,6 +86,8 @@ def gate(
     probs_key: o.ProbsKey = None,
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
+    ood_key: o.OodKey = "ood",
+    ood_cost: o.OodCost = 1.0,
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     checkpoint: o.CheckpointArg = None,
@@ -100,14 +102,16 @@ def gate(
         baseline_params,
         baseline_tuning,
         baseline_value,
+        candidate_value,
         check_rules,
+        evaluated_metrics,
         gate_document,
         load_baseline_json,
         parse_rules,
         to_junit,
         to_markdown,
     )
-    from sc_eval.metrics import DEFAULT_SELECTIVE, MODEL_METRICS
+    from sc_eval.metrics import DEFAULT_SELECTIVE
     from sc_eval.outputs import append_on_commit, write_text
     from sc_eval.pipeline import EvalOptions, evaluate_source
     from sc_eval.report import render_json
@@ -124,7 +128,7 @@ def gate(
     scores = [s for text in score or [] for s in split_list(text)]
     rules = parse_rules(metrics, scores, tolerance)
     convention = o.convention(aurc_convention)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     baseline_is_json = _looks_like_json(baseline)
     if alpha is not None and baseline_is_json:
         raise UsageError(
@@ -138,7 +142,7 @@ def gate(
     rule_scores = [r.score for r in rules if r.score]
     extra = [s for s in (base_res or {}).get("scores", {}) if s in SCORES]
     score_names = tuple(dict.fromkeys([*rule_scores, *extra] or ["msp"]))
-    selective = [r.metric for r in rules if r.metric not in MODEL_METRICS]
+    selective = evaluated_metrics(rules)
     params = o.score_params(pnorm_p, temperature)
     tune_split: float | None = None
     tune_seed: int | None = None
@@ -154,6 +158,7 @@ def gate(
         convention=convention,
         chunk_size=chunk_size,
         nan_policy=o.nan_policy(nan_policy),
+        ood_cost=ood_cost,
         tune_split=tune_split,
         seed=seed if tune_seed is None else tune_seed,
     )
@@ -164,6 +169,12 @@ def gate(
                 f"{baseline}: baseline was computed with AURC convention "
                 f"'{base_res['convention']}', this run uses '{convention}'; pass "
                 f"--aurc-convention {base_res['convention']} or re-record the baseline"
+            )
+        base_cost = (base_res.get("ood") or {}).get("cost", 1.0)
+        if cand_preds.has_ood and base_cost != ood_cost:
+            raise UsageError(
+                f"{baseline}: baseline was computed with --ood-cost {base_cost:g}, this run "
+                f"uses {ood_cost:g}; pass --ood-cost {base_cost:g} or re-record the baseline"
             )
         cand_ev, cand_scored = evaluate_source(cand_preds, opts)
         full = (base_res.get("tuning") or {}).get("labels_sha256_all")
@@ -199,24 +210,31 @@ def gate(
             [evaluate_source(base_preds, opts), evaluate_source(cand_preds, opts)],
             opts,
         )
-        values = [
-            base_ev.model_metrics[r.metric]
-            if r.score is None
-            else base_ev.scores[r.score].metrics[r.metric]
-            for r in rules
-        ]
+        values = [candidate_value(base_ev, r) for r in rules]
         boot = None
         if alpha is not None:
             from sc_eval.stats import bootstrap_metrics
 
-            boot = bootstrap_metrics(
-                [base_scored, cand_scored],
-                metrics=[r.metric for r in rules],
-                scores=score_names,
-                convention=convention,
-                n_boot=bootstrap,
-                seed=seed,
-            )
+            kw: dict[str, Any] = {
+                "metrics": [r.metric for r in rules],
+                "scores": score_names,
+                "convention": convention,
+                "n_boot": bootstrap,
+                "seed": seed,
+            }
+            if cand_ev.ood is None:
+                boot = bootstrap_metrics([base_scored, cand_scored], **kw)
+            else:  # every view, ID and OOD samples resampled together
+                from sc_eval.ood import bootstrap_views
+
+                pairs = ((base_preds, base_scored), (cand_preds, cand_scored))
+                oods = [p.ood[s.index] for p, s in pairs]
+                boot = bootstrap_views(
+                    [base_scored, cand_scored],
+                    oods,
+                    cost=ood_cost,
+                    **kw,
+                )
         verdicts = check_rules(
             rules, cand_ev, values, bootstrap=boot, alpha=alpha, confidence=confidence
         )

@@ -6,10 +6,12 @@ every rank infers a shard, rank 0 gathers and writes; only rank 0 prints.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from sc_eval.cli import app, handle_errors
@@ -40,6 +42,14 @@ def infer(
         Path,
         typer.Option("--out", "-o", help="Predictions file to write (.safetensors, atomically)."),
     ],
+    ood_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--ood-data",
+            help="Out-of-distribution inputs, run after --data: --out holds both, the OOD "
+            "samples marked (label -1, an 'ood' tensor; their own labels are ignored).",
+        ),
+    ] = None,
     batch_size: Annotated[
         int,
         typer.Option("--batch-size", "-b", min=1, help="Batch size (halved on out-of-memory)."),
@@ -111,6 +121,14 @@ def infer(
         return
     from sc_eval.infer import infer as run
 
+    if ood_data is not None:
+        if features_layer is not None:
+            from sc_eval.errors import UsageError
+
+            raise UsageError("--features-layer with --ood-data is not supported yet")
+        _infer_mixed(checkpoint, data, ood_data, out, main=main, run=run, spec=spec,
+                     transform=transform, options=options)  # fmt: skip
+        return
     result = run(
         checkpoint,
         data,
@@ -156,3 +174,37 @@ def _copy_predictions(source: Path, out: Path, *, write: bool) -> bool:
     )
     typer.echo(f"sc-eval: {source} is already a predictions file; copied to {out}", err=True)
     return True
+
+
+def _infer_mixed(
+    checkpoint: Path, data: Path, ood_data: Path, out: Path, *, main: bool, run: Any, **kw: Any
+) -> None:
+    """``--ood-data``: infer both sets and write one predictions file, OOD rows marked."""
+    from sc_eval.io import predictions_from_arrays, write_predictions
+    from sc_eval.ood import mix_predictions
+
+    parts = [run(checkpoint, d, out=None, **kw) for d in (data, ood_data)]
+    if not main or parts[0] is None or parts[1] is None:
+        return  # other ranks of a torchrun: rank 0 writes
+    preds = [
+        dataclasses.replace(
+            predictions_from_arrays(r.logits, r.labels, index=r.index), metadata=r.metadata
+        )
+        for r in parts
+    ]
+    mixed = mix_predictions(*preds)
+    write_predictions(
+        out,
+        logits=np.asarray(mixed.values.full()),
+        labels=mixed.labels,
+        index=mixed.index,
+        metadata={**mixed.metadata, "ood_data": str(ood_data)},
+        ood=mixed.ood,
+    )
+    n_id, n_ood = preds[0].n, preds[1].n
+    seconds = parts[0].seconds + parts[1].seconds
+    typer.echo(
+        f"sc-eval: wrote {out} ({n_id} ID + {n_ood} OOD samples, {mixed.num_classes} classes; "
+        f"inference took {seconds:.2f} s)",
+        err=True,
+    )

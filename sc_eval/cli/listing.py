@@ -11,7 +11,7 @@ def list_registries() -> None:
     """List the confidence scores, metrics and AURC conventions sc-eval knows."""
     from rich.table import Table
 
-    from sc_eval.metrics import CONVENTIONS, MODEL_METRICS, SELECTIVE_METRICS
+    from sc_eval.metrics import CONVENTIONS, DETECTION_METRICS, MODEL_METRICS, SELECTIVE_METRICS
     from sc_eval.scores import DEFAULT_SCORES, SCORES
 
     scores = Table(title="confidence scores (higher = accepted first)", title_justify="left")
@@ -37,6 +37,12 @@ def list_registries() -> None:
         metrics.add_row(name, "higher" if higher else "lower", unit, description)
     metrics.add_row("risk@cov=C", "lower", "fraction", "selective risk at coverage C in (0, 1]")
     metrics.add_row("cov@risk=R", "higher", "fraction", "largest coverage whose risk is <= R")
+    metrics.add_row(  # test sets with OOD samples (label -1), docs/ood.md
+        "id:<metric>", "", "", "a selective metric on the ID samples of a set with OOD samples"
+    )
+    for m in DETECTION_METRICS.values():
+        metrics.add_row(f"ood:{m.name}", "higher" if m.higher_is_better else "lower", m.unit,
+                        m.description)  # fmt: skip
     conventions = Table(title="AURC conventions (--aurc-convention)", title_justify="left")
     conventions.add_column("name")
     conventions.add_column("definition")

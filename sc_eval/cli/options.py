@@ -76,6 +76,23 @@ LabelsKey = Annotated[str, typer.Option("--labels-key", help="Name of the labels
 IndexKey = Annotated[
     str, typer.Option("--index-key", help="Name of the optional sample-id tensor.")
 ]
+OodKey = Annotated[
+    str,
+    typer.Option(
+        "--ood-key",
+        help="Name of an optional boolean [N] tensor marking out-of-distribution samples "
+        "(label -1 marks them too; see docs/ood.md).",
+    ),
+]
+OodCost = Annotated[
+    float,
+    typer.Option(
+        "--ood-cost",
+        metavar="BETA",
+        help="On test sets with OOD samples: the SCOD cost of accepting an OOD sample, a "
+        "misclassification costing 1 (Xia & Bouganis 2022). AUROC/FPR@95TPR ignore it.",
+    ),
+]
 ChunkSize = Annotated[
     int | None,
     typer.Option(
@@ -344,6 +361,15 @@ Data = Annotated[
         rich_help_panel=_CKPT,
     ),
 ]
+OodData = Annotated[
+    Path | None,
+    typer.Option(
+        "--ood-data",
+        help="Out-of-distribution inputs (classes the model never saw) run after --data: the "
+        "predictions hold both, the OOD samples marked (label -1; their labels are ignored).",
+        rich_help_panel=_CKPT,
+    ),
+]
 Arch = Annotated[
     str | None,
     typer.Option(
@@ -474,6 +500,7 @@ CheckpointArg = Any
 
 CHECKPOINT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
     ("data", Data, None),
+    ("ood_data", OodData, None),
     ("arch", Arch, None),
     ("arch_kwargs", ArchKwargs, None),
     ("num_classes", NumClasses, None),
@@ -569,6 +596,7 @@ def infer_options(
 def checkpoint_options(
     data: Path | None = None,
     *,
+    ood_data: Path | None = None,
     arch: str | None = None,
     arch_kwargs: str | None = None,
     num_classes: int | None = None,
@@ -590,11 +618,16 @@ def checkpoint_options(
 ) -> Any:
     """A :class:`sc_eval.sources.CheckpointOptions` (None without ``--data``)."""
     if data is None:
+        if ood_data is not None:
+            from sc_eval.errors import UsageError
+
+            raise UsageError("--ood-data needs --data (the in-distribution inputs)")
         return None
     from sc_eval.sources import CheckpointOptions
 
     return CheckpointOptions(
         data=data,
+        ood_data=ood_data,
         model=model_spec(arch, arch_kwargs, num_classes, state_dict_key, trust_pickle),
         transform=image_transform(image_size, resize_size, mean, std, interpolation),
         run=infer_options(batch_size, device, amp, channels_last, compile_model, workers),

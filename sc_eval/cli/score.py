@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,6 +38,8 @@ def score(
     probs_key: o.ProbsKey = None,
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
+    ood_key: o.OodKey = "ood",
+    ood_cost: o.OodCost = 1.0,
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     bootstrap: o.Bootstrap = 0,
@@ -61,7 +63,7 @@ def score(
 
     o.check_format(fmt)
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     opts = EvalOptions(
         scores=o.score_names(scores),
         params=o.score_params(pnorm_p, temperature),
@@ -72,6 +74,7 @@ def score(
         chunk_size=chunk_size,
         seed=seed,
         nan_policy=o.nan_policy(nan_policy),
+        ood_cost=ood_cost,
         **o.tuning_options(tune, tune_split, val, keys),
     )
     if by is not None or groups_key is not None:
@@ -93,26 +96,38 @@ def score(
             return
         emit(render_slices(tables, fmt), output)
         return
-    results = [
-        evaluate_source(load_source(src, keys=keys, checkpoint=checkpoint), opts) for src in sources
-    ]
+    preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
+    results = [evaluate_source(p, opts) for p in preds]
     evals = [ev for ev, _ in results]
     extra: dict[str, object] = {}
     if bootstrap:
+        from sc_eval.ood import view_intervals
         from sc_eval.stats import evaluation_intervals
 
+        ci: dict[str, Any] = {"n_boot": bootstrap, "seed": seed, "confidence": confidence}
         extra["intervals"] = [
-            evaluation_intervals(ev, s, n_boot=bootstrap, seed=seed, confidence=confidence)
-            for ev, s in results
+            view_intervals(ev, s, p.ood[s.index], **ci)
+            if ev.ood is not None
+            else evaluation_intervals(ev, s, **ci)
+            for p, (ev, s) in zip(preds, results, strict=True)
         ]
     if plot is not None:
+        from sc_eval.ood import plot_series
         from sc_eval.plot import plot_risk_coverage
 
+        series = [
+            plot_series(ev.source, s, p.ood[s.index])
+            for p, (ev, s) in zip(preds, results, strict=True)
+        ]
         plot_risk_coverage(
-            [(ev.source, s) for ev, s in results],
+            [curve for curves in series for curve in curves],
             plot,
             announce=True,
-            params=[{n: r.params for n, r in ev.scores.items()} for ev, _ in results],
+            params=[
+                {n: r.params for n, r in ev.scores.items()}
+                for (ev, _), curves in zip(results, series, strict=True)
+                for _ in curves
+            ],
         )
     if fmt == "table" and output is None:
         with stdout_console() as console:

@@ -75,6 +75,7 @@ def threshold(
     probs_key: o.ProbsKey = None,
     labels_key: o.LabelsKey = "labels",
     index_key: o.IndexKey = "index",
+    ood_key: o.OodKey = "ood",
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     debug: o.Debug = False,
@@ -108,7 +109,7 @@ def threshold(
     nan_policy = o.nan_policy(nan_policy)
     get_score(score)
     params = o.score_params(pnorm_p, temperature).get(score, {})
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key)
+    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     cal = load_source(source, keys=keys)
     check_scores_for_input([score], has_logits=cal.has_logits)
     test_preds = load_source(test, keys=keys) if test is not None else None
@@ -119,11 +120,13 @@ def threshold(
         )
     tuned, index, tuning = False, None, None
     if tune_split is not None or val is not None:
+        from sc_eval.ood import check_ood_tuning
         from sc_eval.pipeline import EvalOptions
         from sc_eval.threshold import data_sha256
         from sc_eval.tuning import tune
 
         val_preds = load_source(val, keys=keys) if val is not None else None
+        check_ood_tuning(cal, EvalOptions(tune_split=tune_split, val=val_preds))
         if val_preds is not None and data_sha256(val_preds) == data_sha256(cal):
             raise UsageError(
                 f"--val {val} holds the calibration predictions; tuning on them would void "
