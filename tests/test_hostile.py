@@ -619,3 +619,247 @@ def test_legacy_torch_files_still_load(tmp_path: Path):
         _use_new_zipfile_serialization=False,
     )
     assert load_predictions(path).n == 10
+
+
+# --------------------------------------------------------------------------- round three
+def _insert_nodes(pt2: Path, dst: Path, nodes: list[dict], values: dict) -> Path:
+    def edit(name: str, data: bytes):
+        if name.endswith("models/model.json"):
+            doc = json.loads(data)
+            graph = doc["graph_module"]["graph"]
+            graph["nodes"][0:0] = nodes
+            graph["tensor_values"].update(values)
+            return [(name, json.dumps(doc).encode())]
+        return [(name, data)]
+
+    return rezip(pt2, dst, edit)
+
+
+def test_pt2_calling_from_file_is_refused(pt2: Path, tmp_path: Path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    value = {"dtype": 1, "sizes": [{"as_int": 8}], "requires_grad": False,
+             "device": {"type": "cpu", "index": None}, "strides": [{"as_int": 1}],
+             "storage_offset": {"as_int": 0}, "layout": 7}  # fmt: skip
+    nodes = [
+        {"target": "torch.ops.aten.from_file.default", "name": "ff0", "metadata": {},
+         "is_hop_single_tensor_return": None, "outputs": [{"as_tensor": {"name": "ff0"}}],
+         "inputs": [{"name": "filename", "arg": {"as_string": str(victim)}, "kind": 1},
+                    {"name": "shared", "arg": {"as_bool": True}, "kind": 1},
+                    {"name": "size", "arg": {"as_int": 8}, "kind": 1},
+                    {"name": "dtype", "arg": {"as_scalar_type": 1}, "kind": 2}]},
+        {"target": "torch.ops.aten.fill_.Scalar", "name": "ff1", "metadata": {},
+         "is_hop_single_tensor_return": None, "outputs": [{"as_tensor": {"name": "ff1"}}],
+         "inputs": [{"name": "self", "arg": {"as_tensor": {"name": "ff0"}}, "kind": 1},
+                    {"name": "value", "arg": {"as_int": 88}, "kind": 1}]},
+    ]  # fmt: skip
+    evil = _insert_nodes(pt2, tmp_path / "evil.pt2", nodes, {"ff0": value, "ff1": value})
+    r = run(["infer", evil, "--data", pt2.parent / "d.npz", "--out", tmp_path / "o.safetensors"])
+    assert_one_line_error(r, "from_file")
+    assert victim.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "target", ["torch.ops.c10d.allreduce_.default", "torch.ops.debugprims.load_tensor.default"]
+)
+def test_pt2_operators_outside_tensor_maths_are_refused(target: str):
+    from sc_eval.models import _target_ok
+
+    assert not _target_ok(target)
+    assert _target_ok("torch.ops.aten.linear.default")
+    assert _target_ok("torch.ops.aten._assert_async.msg")
+
+
+def test_torchscript_calling_from_file_is_refused(tmp_path: Path):
+    source = tmp_path / "tsmod.py"
+    victim = tmp_path / "victim.txt"
+    source.write_text(
+        "import torch\n"
+        "class M(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        f"        t = torch.from_file({str(victim)!r}, True, 8, dtype=torch.uint8)\n"
+        "        t.fill_(88)\n"
+        "        return x + t.float().sum() * 0\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", "import sys, torch; sys.path.insert(0, sys.argv[1]); "
+         "import tsmod; torch.jit.script(tsmod.M()).save(sys.argv[2])",
+         str(tmp_path), str(tmp_path / "ts.pt")],
+        check=True, capture_output=True, env=subprocess_env(), timeout=120,
+    )  # fmt: skip
+    np.savez(tmp_path / "d.npz", inputs=np.zeros((4, 4), np.float32), labels=np.zeros(4, int))
+    r = run(["infer", tmp_path / "ts.pt", "--data", tmp_path / "d.npz", "--out",
+             tmp_path / "o.safetensors"])  # fmt: skip
+    assert_one_line_error(r, "from_file")
+    assert not victim.exists()
+
+
+@pytest.mark.parametrize(
+    "text", ["9**9**9 == 0", "s0*9**9**9", "1 << 10**10", "'a' * 10**10", "x ** 1000", "10**400"]
+)
+def test_expressions_that_would_run_for_ever_are_refused(text: str):
+    from sc_eval.models import _GUARD_ATTRS, _GUARD_NAMES, _expression_ok
+
+    assert not _expression_ok(text, names=_GUARD_NAMES | {"x", "s0"}, attrs=_GUARD_ATTRS)
+    assert _expression_ok("s0*2 + 1 >= 3", names=_GUARD_NAMES, attrs=_GUARD_ATTRS)
+
+
+def test_planted_cache_links_are_never_followed(tmp_path: Path):
+    from sc_eval.cache import memo_digest, read_cache_text
+
+    cache = tmp_path / "cache"
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"abc")
+    digest = memo_digest([data], lambda: "a" * 64, cache_dir=cache)
+    assert digest == "a" * 64
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for memo in (cache / "hashes").iterdir():
+        memo.unlink()
+        memo.symlink_to(victim)
+    assert memo_digest([data], lambda: "b" * 64, cache_dir=cache) == "b" * 64
+    assert victim.read_text() == "keep me"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert read_cache_text(fifo, limit=65) is None  # no hang
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")
+    assert read_cache_text(zero, limit=65) is None  # no endless read
+
+
+def test_the_digest_memo_notices_a_rewrite_that_restores_mtime(tmp_path: Path):
+    from sc_eval.cache import _stat_signature
+
+    f = tmp_path / "w.pt"
+    f.write_bytes(b"aaaa")
+    before = _stat_signature([f])
+    st = f.stat()
+    time.sleep(0.01)
+    f.write_bytes(b"bbbb")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # what cp -p / rsync -a do
+    assert _stat_signature([f]) != before
+
+
+@pytest.mark.parametrize("which", ["candidate", "baseline", "link"])
+def test_the_step_summary_never_writes_into_an_input(preds: Path, tmp_path: Path, which: str):
+    base = tmp_path / "b.json"
+    assert run(["score", preds, "-s", "msp", "-f", "json", "-o", base]).exit_code == 0
+    link = tmp_path / "link.md"
+    link.symlink_to(preds)
+    target = {"candidate": preds, "baseline": base, "link": link}[which]
+    before = Path(target).read_bytes()
+    r = run(["gate", preds, "--baseline", base], GITHUB_STEP_SUMMARY=str(target))
+    assert_one_line_error(r, "same file as the input")
+    assert Path(target).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda r: r["scores"]["msp"]["metrics"].update(aurc=float("inf")),
+        lambda r: r["scores"]["msp"]["metrics"].update(aurc=1e300),
+        lambda r: r["model_metrics"].update(acc=-0.5),
+    ],
+    ids=["inf", "huge", "negative-acc"],
+)
+def test_baseline_values_out_of_range_are_refused(preds: Path, tmp_path: Path, mutate):
+    base = tmp_path / "b.json"
+    assert run(["score", preds, "-s", "msp", "-f", "json", "-o", base]).exit_code == 0
+    doc = json.loads(base.read_text())
+    mutate(doc["results"][0])
+    base.write_text(json.dumps(doc))
+    assert_one_line_error(run(["gate", preds, "--baseline", base]), "finite numbers")
+
+
+def test_json_integers_too_long_to_parse_are_one_line(preds: Path, tmp_path: Path):
+    big = "9" * 5000
+    header = (
+        '{"logits": {"dtype": "F32", "shape": [' + big + '], "data_offsets": [0, 0]}}'
+    ).encode()
+    assert_one_line_error(run(["score", header_file(tmp_path / "s.safetensors", header)]))
+    base = tmp_path / "b.json"
+    assert run(["score", preds, "-s", "msp", "-f", "json", "-o", base]).exit_code == 0
+    base.write_text(base.read_text().replace('"version": 1', '"version": ' + big, 1))
+    assert_one_line_error(run(["gate", preds, "--baseline", base]), "number")
+
+
+def test_arch_modules_that_fail_to_import_or_exit_are_one_line(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "broken_arch.py").write_text("def make(:\n")
+    (tmp_path / "exiting_arch.py").write_text("import sys\ndef make(**kw):\n    sys.exit(0)\n")
+    sd = tmp_path / "sd.pt"
+    torch.save({"w": torch.zeros(2)}, sd)
+    np.savez(tmp_path / "d.npz", inputs=np.zeros((4, 6), np.float32), labels=np.zeros(4, int))
+    for arch, want in (("broken_arch:make", "cannot import"), ("exiting_arch:make", "exit(0)")):
+        r = run(["infer", sd, "--arch", arch, "--data", tmp_path / "d.npz", "--out",
+                 tmp_path / "o.safetensors"])  # fmt: skip
+        assert_one_line_error(r, want)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["score", "{p}", "--bootstrap", str(2**62)],
+        ["score", "{p}", "--coverages", ""],
+        ["score", "{p}", "--coverages", "0.5,,0.9"],
+        ["score", "{p}", "--risks", ","],
+        ["score", "{p}", "-s", ""],
+        ["gate", "{p}", "--baseline", "{p}", "--tolerance", "aurc=1,aurc=2"],
+    ],
+)
+def test_option_values_that_were_silently_replaced(preds: Path, argv: list[str]):
+    assert_one_line_error(run([a.replace("{p}", str(preds)) for a in argv]))
+
+
+def test_a_symlink_loop_as_output_is_refused(preds: Path, tmp_path: Path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert_one_line_error(run(["score", preds, "-o", loop]), "symbolic links")
+    assert loop.is_symlink()
+
+
+def test_names_cannot_forge_markdown_junit_or_csv(tmp_path: Path):
+    from xml.etree import ElementTree
+
+    name = "c]]><x>\x1b[1m&amp;\n## INJECTED\n|a|b|"
+    src = tmp_path / f"{name}.safetensors"
+    predictions_file(src, 200, 4, seed=1)
+    r = run(["score", src, "-f", "markdown"])
+    assert r.exit_code == 0, r.stderr
+    assert "\n## INJECTED" not in r.stdout and "\x1b" not in r.stdout
+    junit = tmp_path / "j.xml"
+    r = run(["gate", src, "--baseline", src, "--junit", junit, "-f", "markdown"])
+    assert r.exit_code == 0, r.stderr
+    ElementTree.fromstring(junit.read_bytes())  # well-formed: no raw control characters
+    assert "\n## INJECTED" not in r.stdout
+    formula = tmp_path / "=HYPERLINK(1).safetensors"
+    predictions_file(formula, 200, 4, seed=1)
+    r = run(["score", formula, "-f", "csv"])
+    assert r.exit_code == 0, r.stderr
+    cells = [c for line in r.stdout.splitlines() for c in line.split(",")]
+    assert not any(c.startswith("=") for c in cells)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="replacing a device node needs root")
+def test_infer_writes_through_to_dev_null(tmp_path: Path):
+    from nets import build_mlp, save_torchscript
+
+    model = save_torchscript(build_mlp(), tmp_path / "m.pt")
+    np.savez(tmp_path / "d.npz", inputs=np.zeros((4, 6), np.float32), labels=np.zeros(4, int))
+    r = run(["infer", model, "--data", tmp_path / "d.npz", "--out", "/dev/null", "--no-progress"])
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_oversized_images_are_refused(tmp_path: Path):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from sc_eval.data import open_data
+
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    Image.new("1", (20000, 20000)).save(tmp_path / "imgs" / "a" / "big.png")
+    data = open_data(tmp_path / "imgs")
+    with pytest.raises(InputError, match="oversized"):
+        data.dataset.load(0)
