@@ -677,6 +677,15 @@ def diagnose(
     if bins < 1:
         raise UsageError(f"the number of confidence bins must be >= 1, got {bins}")
     for p in preds:
+        n_ood = int(np.count_nonzero(p.labels < 0))
+        if n_ood:
+            raise InputError(
+                f"holds {n_ood} OOD samples (label -1); diagnose studies how a model ranks "
+                "its misclassifications of in-distribution samples, so give it the ID rows "
+                "only (OOD rejection is measured by sc-eval score's SCOD and OOD views)",
+                path=p.name,
+                field="labels",
+            )
         if not p.has_logits:
             raise InputError(
                 "expected logits; diagnose reads max-logits and logit norms, which "

@@ -588,3 +588,17 @@ def test_bootstrap_of_weighted_residuals_equals_reweighted_curves(cost):
         f = Curves(sort_scores(key, scored.errors | ood), counts)  # success vs failure: no β
         assert boot.values[b, 0, 0, 5] == pytest.approx(get_metric("auroc")(f, conv))
         assert math.isnan(boot.values[b, 0, 0, 6]) == (cost != 1.0)
+
+
+def test_diagnose_refuses_ood_rows_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from sc_eval.cli import app
+
+    z, y = mixed(seed=5, n_id=60, n_ood=10)
+    path = tmp_path / "mixed.safetensors"
+    write_predictions(path, logits=z, labels=y)
+    r = CliRunner(env={"NO_COLOR": "1"}).invoke(app, ["diagnose", str(path), "--bootstrap", "0"])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "OOD samples (label -1)" in lines[0], r.stderr
