@@ -33,8 +33,8 @@ _EXPORTS: dict[str, str] = {
     "load_predictions": "sc_eval.io",
     "write_predictions": "sc_eval.io",
     "selective_metrics": "sc_eval.metrics",
-    "compare": "sc_eval.compare",
-    "Comparison": "sc_eval.compare",
+    "compare": "sc_eval.comparison",
+    "Comparison": "sc_eval.comparison",
     "Selector": "sc_eval.selector",
     "diagnose": "sc_eval.diagnose",
     "Diagnosis": "sc_eval.diagnose",
@@ -65,7 +65,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from sc_eval.collapse import neural_collapse
-    from sc_eval.compare import Comparison, compare
+    from sc_eval.comparison import Comparison, compare
     from sc_eval.diagnose import Diagnosis, diagnose
     from sc_eval.errors import InputError, ScEvalError, UsageError
     from sc_eval.io import Predictions, load_predictions, write_predictions

@@ -4,7 +4,7 @@ The demo builds a synthetic many-class task, trains the same network twice —
 with cross-entropy (CE) and with label smoothing (LS) — saves both as real
 checkpoints and the test set as a tensor file, and then evaluates them through
 the path a user would take: :func:`sc_eval.infer.infer` writes a predictions
-file per checkpoint, and :func:`sc_eval.compare.compare` evaluates both on the
+file per checkpoint, and :func:`sc_eval.comparison.compare` evaluates both on the
 same samples with MSP and with max-logit p-norm tuned on a seeded 10% split of
 the test set (every number is reported on the other 90%). The closing lines are
 composed from the numbers.
@@ -42,7 +42,7 @@ from sc_eval.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from sc_eval.compare import Comparison
+    from sc_eval.comparison import Comparison
     from sc_eval.demo_ood import OodDemo
     from sc_eval.diagnose import Diagnosis
 
@@ -339,7 +339,7 @@ def run_demo(
     DemoResult
     """
     from sc_eval.collapse import load_features
-    from sc_eval.compare import compare
+    from sc_eval.comparison import compare
     from sc_eval.diagnose import diagnose
     from sc_eval.infer import InferOptions, infer
     from sc_eval.io import load_predictions

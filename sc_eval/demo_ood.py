@@ -35,7 +35,7 @@ from sc_eval.io import (
 )
 
 if TYPE_CHECKING:
-    from sc_eval.compare import Comparison
+    from sc_eval.comparison import Comparison
     from sc_eval.demo import DemoConfig
 
 __all__ = [
@@ -139,7 +139,7 @@ def run_ood_demo(
     """
     from safetensors.numpy import save_file
 
-    from sc_eval.compare import compare
+    from sc_eval.comparison import compare
     from sc_eval.infer import InferOptions
     from sc_eval.ood import mix_predictions
     from sc_eval.outputs import atomic_output

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sc_eval.collapse import Collapse, FeatureFile, neural_collapse
-from sc_eval.compare import align_predictions
+from sc_eval.comparison import align_predictions
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import Predictions

@@ -23,7 +23,7 @@ from sc_eval.ood import view_of
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
 if TYPE_CHECKING:
-    from sc_eval.compare import Comparison, MetricComparison, ModelRow
+    from sc_eval.comparison import Comparison, MetricComparison, ModelRow
     from sc_eval.stats import EvaluationIntervals, Interval
 
 __all__ = [
@@ -815,6 +815,6 @@ COMPARE_FORMATS: dict[str, Callable[..., str]] = {
 
 
 def render_comparison(cmp: Comparison, fmt: str, **kwargs: Any) -> str:
-    """Render a :class:`~sc_eval.compare.Comparison` in format ``fmt`` (a key of
+    """Render a :class:`~sc_eval.comparison.Comparison` in format ``fmt`` (a key of
     :data:`COMPARE_FORMATS`)."""
     return COMPARE_FORMATS[fmt](cmp, **kwargs)

@@ -14,7 +14,7 @@ from conftest import make_logits
 from typer.testing import CliRunner
 
 from sc_eval.cli import app
-from sc_eval.compare import align_predictions, compare
+from sc_eval.comparison import align_predictions, compare
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import predictions_from_arrays, write_predictions
 from sc_eval.pipeline import EvalOptions

@@ -227,7 +227,7 @@ def test_statistics_ignore_sample_order():
 
 
 def test_repair_matches_score_tune_split():
-    from sc_eval.compare import compare
+    from sc_eval.comparison import compare
     from sc_eval.pipeline import EvalOptions
 
     z, y = noisy_logits(3000, 8, seed=7)

@@ -268,3 +268,18 @@ def test_a_failing_torchscript_model_says_why(tmp_path: Path):
     )  # fmt: skip
     assert r.exit_code == 2
     assert "mat1 and mat2" in r.stderr, r.stderr
+
+
+def test_the_compare_function_and_its_module_do_not_share_a_name():
+    import importlib
+
+    import sc_eval
+
+    for module in ("sc_eval.comparison", "sc_eval.cli.compare"):
+        importlib.import_module(module)
+    assert callable(sc_eval.compare)
+    from sc_eval import compare
+
+    assert callable(compare)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("sc_eval.compare")

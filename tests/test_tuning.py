@@ -112,7 +112,7 @@ def test_same_split_for_every_model_of_a_comparison():
 
 
 def test_compare_evaluates_every_model_on_the_same_split():
-    compare = pytest.importorskip("sc_eval.compare")
+    compare = pytest.importorskip("sc_eval.comparison")
     z1, y = ranked_by("maxlogit-pnorm", p=3.0, n=1000)
     z2 = z1 + np.random.default_rng(2).normal(size=z1.shape)
     o = opts(tune_split=0.25, seed=2)
@@ -427,7 +427,7 @@ def test_cli_bad_tuning_options_exit_2(runner, files, args):
 
 
 def test_cli_compare_with_a_tuning_split(runner, files):
-    pytest.importorskip("sc_eval.compare")
+    pytest.importorskip("sc_eval.comparison")
     z, y = ranked_by("msp", seed=4, n=1000)
     noisy = z + np.random.default_rng(0).normal(size=z.shape)
     write_predictions("other.safetensors", logits=noisy.astype(np.float32), labels=y)

@@ -89,8 +89,8 @@ def compare(
     Samples are matched row by row (labels must agree) or, when every file has an
     'index' tensor, by sample id.
     """
-    from sc_eval.compare import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS
-    from sc_eval.compare import compare as run_compare
+    from sc_eval.comparison import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS
+    from sc_eval.comparison import compare as run_compare
     from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions
     from sc_eval.report import COMPARE_FORMATS, render_comparison

@@ -200,7 +200,7 @@ def gate(
         verdicts = check_rules(rules, cand_ev, values, confidence=confidence)
         kind = "JSON result"
     else:
-        from sc_eval.compare import align_sources, drop_shared_rows
+        from sc_eval.comparison import align_sources, drop_shared_rows
 
         base_preds, cand_preds = align_sources(
             [load_source(baseline, keys=keys, checkpoint=checkpoint), cand_preds]

@@ -328,7 +328,7 @@ def tuning_options(
     :class:`~sc_eval.pipeline.EvalOptions` (at most one of the three).
 
     ``compare`` passes its first ``--val`` here only to check the combination; its
-    validation files are per model (:func:`sc_eval.compare.compare`'s ``vals``)."""
+    validation files are per model (:func:`sc_eval.comparison.compare`'s ``vals``)."""
     from sc_eval.errors import UsageError
     from sc_eval.tuning import DEFAULT_TUNE_FRACTION
 
