@@ -128,22 +128,12 @@ def compare(
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
     val_preds = [load_source(v, keys=keys) for v in vals] or None
     result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence, vals=val_preds)
-    if plot is not None:
-        from sc_eval.ood import plot_series
-        from sc_eval.plot import plot_risk_coverage
-
-        series = [  # aligned to the reference's rows: its labels mark the OOD samples
-            plot_series(m, s, preds[0].ood[s.index])
-            for m, s in zip(result.models, result.samples, strict=True)
-        ]
-        plot_risk_coverage(
-            [curve for curves in series for curve in curves],
+    if plot is not None:  # aligned to the reference's rows: its labels mark the OOD samples
+        o.plot_models(
             plot,
-            announce=True,
-            params=[
-                {n: r.params for n, r in ev.scores.items()}
-                for ev, curves in zip(result.evaluations, series, strict=True)
-                for _ in curves
+            [
+                (m, s, preds[0].ood[s.index], ev)
+                for m, s, ev in zip(result.models, result.samples, result.evaluations, strict=True)
             ],
         )
     if fmt == "table" and output is None:

@@ -229,6 +229,23 @@ def check_outputs(
         check_plot_path(plot)
 
 
+def plot_models(plot: Path, models: list[tuple[str, Any, Any, Any]]) -> None:
+    """Draw ``(name, scored samples, OOD mask, evaluation)`` of each model to ``plot``:
+    the SCOD and ID-only curves of a mixed set, the tuned parameters in the legend."""
+    from sc_eval.ood import plot_series
+    from sc_eval.plot import plot_risk_coverage
+
+    series = [(plot_series(name, s, ood), ev) for name, s, ood, ev in models]
+    plot_risk_coverage(
+        [curve for curves, _ in series for curve in curves],
+        plot,
+        announce=True,
+        params=[
+            {n: r.params for n, r in ev.scores.items()} for curves, ev in series for _ in curves
+        ],
+    )
+
+
 def check_format(fmt: str) -> str:
     from sc_eval.errors import unknown_name
     from sc_eval.report import FORMATS

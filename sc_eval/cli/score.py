@@ -112,22 +112,9 @@ def score(
             for p, (ev, s) in zip(preds, results, strict=True)
         ]
     if plot is not None:
-        from sc_eval.ood import plot_series
-        from sc_eval.plot import plot_risk_coverage
-
-        series = [
-            plot_series(ev.source, s, p.ood[s.index])
-            for p, (ev, s) in zip(preds, results, strict=True)
-        ]
-        plot_risk_coverage(
-            [curve for curves in series for curve in curves],
+        o.plot_models(
             plot,
-            announce=True,
-            params=[
-                {n: r.params for n, r in ev.scores.items()}
-                for (ev, _), curves in zip(results, series, strict=True)
-                for _ in curves
-            ],
+            [(ev.source, s, p.ood[s.index], ev) for p, (ev, s) in zip(preds, results, strict=True)],
         )
     if fmt == "table" and output is None:
         with stdout_console() as console:
