@@ -473,6 +473,11 @@ class PairedBootstrap:
                     advance(hi - lo)
                     if progress is not None:
                         progress(hi - lo)
+        except BaseException:  # Ctrl-C, SIGTERM: drop the queued work, do not wait for it
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+            raise
         finally:
             if pool is not None:
                 pool.shutdown()
