@@ -283,3 +283,12 @@ def test_the_compare_function_and_its_module_do_not_share_a_name():
     assert callable(compare)
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("sc_eval.compare")
+
+
+def test_the_command_line_loads_without_numpy():
+    """``sc-eval --help`` stays fast: no command module imports numpy at module level."""
+    code = (
+        "import sys, sc_eval.cli; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from sc_eval.cli import app, handle_errors
@@ -180,6 +179,8 @@ def _infer_mixed(
     checkpoint: Path, data: Path, ood_data: Path, out: Path, *, main: bool, run: Any, **kw: Any
 ) -> None:
     """``--ood-data``: infer both sets and write one predictions file, OOD rows marked."""
+    import numpy as np
+
     from sc_eval.io import predictions_from_arrays, write_predictions
     from sc_eval.ood import mix_predictions
 
