@@ -172,6 +172,13 @@ def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     results = doc.get("results")
     if not isinstance(results, list) or not results or not isinstance(results[0], dict):
         raise InputError("expected a non-empty list of results", path=path, field="results")
+    if len(results) != 1:
+        raise InputError(
+            f"holds {len(results)} results; a baseline describes one model: record it with "
+            "`sc-eval score ONE_FILE --format json -o baseline.json`",
+            path=path,
+            field="results",
+        )
     res = results[0]
     _check_result_schema(res, path)
     return res

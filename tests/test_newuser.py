@@ -173,7 +173,7 @@ def test_compare_refuses_a_val_count_that_does_not_match(tmp_path: Path):
         app, ["compare", str(f["ce_test"]), str(f["ls_test"]), "--val", str(f["ce_val"])]
     )
     assert r.exit_code == 2
-    assert "one --val per model" in r.stderr
+    assert "one --val per source" in r.stderr
 
 
 def test_gate_accepts_a_baseline_recorded_with_a_tuning_split(tmp_path: Path):
@@ -292,3 +292,71 @@ def test_the_command_line_loads_without_numpy():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+def test_score_tunes_each_source_on_its_own_validation_file(tmp_path: Path):
+    import json
+
+    f = _pair(tmp_path)
+    runner = CliRunner(env=ENV)
+    one = runner.invoke(app, ["score", str(f["ce_test"]), str(f["ls_test"]), "-s",
+                              "maxlogit-pnorm", "--val", str(f["ls_val"])])  # fmt: skip
+    assert one.exit_code == 2 and "one --val per source" in one.stderr
+    both = runner.invoke(app, ["score", str(f["ce_test"]), str(f["ls_test"]), "-s",
+                               "maxlogit-pnorm", "--val", str(f["ce_val"]), "--val",
+                               str(f["ls_val"]), "-f", "json"])  # fmt: skip
+    assert both.exit_code == 0, both.stderr
+    got = [_tuned_p(json.loads(both.stdout), i) for i in (0, 1)]
+    own = []
+    for name in ("ce", "ls"):
+        r = runner.invoke(app, ["score", str(f[f"{name}_test"]), "-s", "maxlogit-pnorm",
+                                "--val", str(f[f"{name}_val"]), "-f", "json"])  # fmt: skip
+        own.append(_tuned_p(json.loads(r.stdout)))
+    assert got == own
+
+
+def test_diagnose_refuses_one_val_for_several_models(tmp_path: Path):
+    f = _pair(tmp_path)
+    r = CliRunner(env=ENV).invoke(app, ["diagnose", str(f["ce_test"]), str(f["ls_test"]),
+                                        "--val", str(f["ls_val"])])  # fmt: skip
+    assert r.exit_code == 2 and "--val tunes one model" in r.stderr, r.stderr
+
+
+def test_tuning_on_the_evaluated_file_itself_is_warned_about(tmp_path: Path):
+    f = _pair(tmp_path)
+    r = CliRunner(env=ENV).invoke(app, ["score", str(f["ce_test"]), "-s", "maxlogit-pnorm",
+                                        "--val", str(f["ce_test"])])  # fmt: skip
+    assert r.exit_code == 0
+    assert "is the evaluated file itself" in r.stderr
+
+
+def test_repeated_list_options_add_up(preds: Path):
+    import json
+
+    r = CliRunner(env=ENV).invoke(
+        app, ["score", str(preds), "-s", "msp", "-s", "gini", "-m", "aurc", "-m", "augrc",
+              "-f", "json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    res = json.loads(r.stdout)["results"][0]["scores"]
+    assert set(res) == {"msp", "gini"}
+    assert {"aurc", "augrc"} <= set(res["msp"]["metrics"])
+    t = CliRunner(env=ENV).invoke(
+        app, ["threshold", str(preds), "--target-risk", "0.9", "-s", "msp", "-s", "gini"]
+    )
+    assert t.exit_code == 2 and "one score" in t.stderr
+
+
+def test_gate_refuses_a_baseline_of_several_models_and_says_why_json_is_bad(tmp_path: Path):
+    f = _pair(tmp_path)
+    runner = CliRunner(env={**ENV, "GITHUB_STEP_SUMMARY": None})
+    multi = tmp_path / "multi.json"
+    r = runner.invoke(app, ["score", str(f["ls_test"]), str(f["ce_test"]), "-s", "msp", "-f",
+                            "json", "-o", str(multi)])  # fmt: skip
+    assert r.exit_code == 0
+    r = runner.invoke(app, ["gate", str(f["ce_test"]), "--baseline", str(multi)])
+    assert r.exit_code == 2 and "holds 2 results" in r.stderr, r.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("not json at all")
+    r = runner.invoke(app, ["gate", str(f["ce_test"]), "--baseline", str(junk)])
+    assert r.exit_code == 2 and "not valid JSON" in r.stderr, r.stderr

@@ -11,7 +11,7 @@ from sc_eval.cli import app, emit, handle_errors, stdout_console
 from sc_eval.cli import options as o
 
 CompareMetrics = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--metrics",
         "-m",
@@ -20,23 +20,13 @@ CompareMetrics = Annotated[
     ),
 ]
 CompareCoverages = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--coverages", help="Coverages in (0, 1] for risk@coverage columns (default: 0.95,0.9,0.8)."
     ),
 ]
-CompareVal = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--val",
-        metavar="FILE",
-        help="Validation predictions of one model; give it once per model, in the order of "
-        "the sources: each model's tunable scores are tuned on its own file and the inputs "
-        "are evaluated whole.",
-    ),
-]
 CompareRisks = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--risks", help="Target risks in [0, 1] for coverage@risk columns (default: none)."
     ),
@@ -65,7 +55,7 @@ def compare(
     temperature: o.Temperature = None,
     tune: o.Tune = False,
     tune_split: o.TuneSplit = None,
-    val: CompareVal = None,
+    val: o.Vals = None,
     bootstrap: o.Bootstrap = 1000,
     seed: o.Seed = 0,
     confidence: o.Confidence = 0.95,
@@ -103,15 +93,7 @@ def compare(
         raise UsageError("compare needs at least two sources (the first is the reference)")
     o.check_outputs(output, plot=plot)
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
-    vals = list(val or [])
-    if vals and (tune or tune_split is not None):
-        raise UsageError("give only one of --val and --tune/--tune-split")
-    if vals and len(vals) != len(sources):
-        raise UsageError(
-            f"give one --val per model, in the order of the sources: {len(sources)} models, "
-            f"{len(vals)} --val files (validation files are per model: one model's logits "
-            "do not tune another's scores)"
-        )
+    val_preds = o.per_source_vals(sources, val, tune, tune_split, keys)
     opts = EvalOptions(
         scores=o.score_names(scores),
         params=o.score_params(pnorm_p, temperature),
@@ -126,7 +108,6 @@ def compare(
         **o.tuning_options(tune, tune_split, None, keys),
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
-    val_preds = [load_source(v, keys=keys) for v in vals] or None
     result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence, vals=val_preds)
     if plot is not None:  # aligned to the reference's rows: its labels mark the OOD samples
         o.plot_models(

@@ -105,6 +105,11 @@ def diagnose(
         if features
         else None
     )
+    if val is not None and len(sources) > 1:
+        raise UsageError(
+            "--val tunes one model: with several sources each is tuned on a split of its own "
+            "rows (--tune-split), or diagnose one source at a time with its own --val"
+        )
     val_preds = load_source(val, keys=keys) if val is not None else None
     result = run(
         preds,

@@ -279,7 +279,7 @@ def _looks_like_json(path: Path) -> bool:
             head = f.read(64).lstrip()
     except OSError as e:
         raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
-    return head.startswith(b"{")
+    return head.startswith(b"{") or path.suffix.lower() == ".json"
 
 
 def _print_table(report: object, console: object) -> None:

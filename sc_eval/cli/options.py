@@ -3,6 +3,8 @@ helpers that turn their raw strings into library arguments."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +13,7 @@ import typer
 from sc_eval.cli import split_list
 
 Scores = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--scores",
         "-s",
@@ -19,7 +21,7 @@ Scores = Annotated[
     ),
 ]
 Metrics = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--metrics",
         "-m",
@@ -28,7 +30,7 @@ Metrics = Annotated[
     ),
 ]
 Coverages = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--coverages",
         help="Coverages in (0, 1] for the risk–coverage table "
@@ -36,7 +38,7 @@ Coverages = Annotated[
     ),
 ]
 Risks = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--risks", help="Target risks in [0, 1] for coverage-at-risk (default: 0.01,0.05)."
     ),
@@ -148,6 +150,51 @@ Val = Annotated[
         "the inputs are then evaluated whole.",
     ),
 ]
+Vals = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--val",
+        metavar="FILE",
+        help="Validation predictions of one model, to tune on instead of a split; give it once "
+        "per source, in the order of the sources (each model is tuned on its own file); the "
+        "inputs are then evaluated whole.",
+    ),
+]
+
+
+def per_source_vals(
+    sources: list[Path], vals: list[Path] | None, tune: bool, tune_split: float | None, keys: Any
+) -> list[Any] | None:
+    """One validation source per input (``--val`` repeated in order), or None.
+
+    Validation files belong to one model: one model's logits must not tune another's
+    scores, so the count must match the sources.
+    """
+    from sc_eval.errors import UsageError
+    from sc_eval.sources import load_source
+
+    given = list(vals or [])
+    if not given:
+        return None
+    if tune or tune_split is not None:
+        raise UsageError("give only one of --val and --tune/--tune-split")
+    if len(given) != len(sources):
+        raise UsageError(
+            f"give one --val per source, in the order of the sources: {len(sources)} "
+            f"source{'s' if len(sources) != 1 else ''}, {len(given)} --val "
+            f"file{'s' if len(given) != 1 else ''} (validation files are per model: one "
+            "model's logits do not tune another's scores)"
+        )
+    for source, val in zip(sources, given, strict=True):
+        if os.path.exists(source) and os.path.exists(val) and os.path.samefile(source, val):
+            warnings.warn(
+                f"--val {val} is the evaluated file itself: tuning on the test samples makes "
+                "the tuned scores look better than they are",
+                stacklevel=2,
+            )
+    return [load_source(v, keys=keys) for v in given]
+
+
 Bootstrap = Annotated[
     int,
     typer.Option(
@@ -267,10 +314,19 @@ def convention(name: str) -> str:
     return get_convention(name).name
 
 
-def score_names(text: str | None) -> tuple[str, ...] | None:
+def joined(values: str | list[str] | None) -> str | None:
+    """A repeatable list option's values as one comma list (``-s msp -s gini`` is
+    ``-s msp,gini``); None when the option was not given."""
+    if values is None or isinstance(values, str):
+        return values
+    return ",".join(values) if values else None
+
+
+def score_names(text: str | list[str] | None) -> tuple[str, ...] | None:
     """Validated ``--scores``; None when not given (the default set for the input kind)."""
     from sc_eval.scores import get_score
 
+    text = joined(text)
     names = split_list(text)
     if text is not None and not names:
         from sc_eval.errors import UsageError
@@ -281,29 +337,31 @@ def score_names(text: str | None) -> tuple[str, ...] | None:
     return tuple(names) if names else None
 
 
-def metric_names(text: str | None) -> list[str]:
+def metric_names(text: str | list[str] | None) -> list[str]:
     from sc_eval.metrics import DEFAULT_SELECTIVE, MODEL_METRICS, get_metric
 
-    names = split_list(text) or list(DEFAULT_SELECTIVE)
+    names = split_list(joined(text)) or list(DEFAULT_SELECTIVE)
     for n in names:
         if n not in MODEL_METRICS:
             get_metric(n)
     return names
 
 
-def coverages(text: str | None) -> tuple[float, ...]:
+def coverages(text: str | list[str] | None) -> tuple[float, ...]:
     from sc_eval.metrics import parse_coverage
     from sc_eval.pipeline import DEFAULT_COVERAGES
 
+    text = joined(text)
     return (
         _fractions("--coverages", parse_coverage, text) if text is not None else (DEFAULT_COVERAGES)
     )
 
 
-def risks(text: str | None) -> tuple[float, ...]:
+def risks(text: str | list[str] | None) -> tuple[float, ...]:
     from sc_eval.metrics import parse_risk
     from sc_eval.pipeline import DEFAULT_RISKS
 
+    text = joined(text)
     return _fractions("--risks", parse_risk, text) if text is not None else DEFAULT_RISKS
 
 

@@ -31,7 +31,7 @@ def score(
     temperature: o.Temperature = None,
     tune: o.Tune = False,
     tune_split: o.TuneSplit = None,
-    val: o.Val = None,
+    val: o.Vals = None,
     fmt: o.Format = "table",
     output: o.Output = None,
     logits_key: o.LogitsKey = None,
@@ -57,6 +57,9 @@ def score(
     With --by class|group: per-slice n, accuracy, AURC, and coverage and selective
     risk at one global threshold (--at-coverage), worst slice first.
     """
+    import dataclasses
+
+    from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions, evaluate_source
     from sc_eval.report import render
     from sc_eval.sources import KeyOptions, load_source
@@ -75,8 +78,13 @@ def score(
         seed=seed,
         nan_policy=o.nan_policy(nan_policy),
         ood_cost=ood_cost,
-        **o.tuning_options(tune, tune_split, val, keys),
+        **o.tuning_options(tune, tune_split, None, keys),
     )
+    vals = o.per_source_vals(sources, val, tune, tune_split, keys)
+    if vals is not None and (by is not None or groups_key is not None):
+        if len(vals) != 1:
+            raise UsageError("--by with --val slices one source at a time")
+        opts = dataclasses.replace(opts, val=vals[0])
     if by is not None or groups_key is not None:
         from sc_eval.slices import render as render_slices
         from sc_eval.slices import slice_sources
@@ -97,7 +105,10 @@ def score(
         emit(render_slices(tables, fmt), output)
         return
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
-    results = [evaluate_source(p, opts) for p in preds]
+    per_source = (
+        [opts] * len(preds) if vals is None else [dataclasses.replace(opts, val=v) for v in vals]
+    )
+    results = [evaluate_source(p, q) for p, q in zip(preds, per_source, strict=True)]
     evals = [ev for ev, _ in results]
     extra: dict[str, object] = {}
     if bootstrap:

@@ -22,9 +22,10 @@ def threshold(
             help="Calibration predictions file (i.i.d. with deployment data).",
         ),
     ],
-    score: Annotated[
-        str, typer.Option("--score", "-s", help="Confidence score (see `sc-eval list`).")
-    ] = "msp",
+    scores: Annotated[
+        list[str] | None,
+        typer.Option("--score", "-s", help="Confidence score (see `sc-eval list`; default msp)."),
+    ] = None,
     target_risk: Annotated[
         float | None,
         typer.Option(
@@ -107,6 +108,10 @@ def threshold(
         raise UsageError(f"--delta must be in (0, 1), got {delta}")
     o.check_outputs(output)
     nan_policy = o.nan_policy(nan_policy)
+    named = o.split_list(o.joined(scores)) if scores is not None else ["msp"]
+    if len(named) != 1:
+        raise UsageError(f"threshold certifies one score; got {', '.join(named) or 'none'}")
+    score = named[0]
     get_score(score)
     params = o.score_params(pnorm_p, temperature).get(score, {})
     keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
