@@ -273,13 +273,7 @@ def check_zip(path: str | os.PathLike[str], *, single_root: bool = False) -> lis
                 path=path,
             )
     if single_root:
-        roots = {info.filename.split("/", 1)[0] for info in infos}
-        if len(roots) != 1 or any("/" not in info.filename for info in infos):
-            raise InputError(
-                "zip archive does not keep every member under one top-level folder "
-                "(as torch writes it)",
-                path=path,
-            )
+        require_single_root([info.filename for info in infos], path)
     # the members, in file order, must tile the bytes before the central directory
     position, slack = 0, 0
     for m in sorted(members, key=lambda m: m.header_offset):
@@ -293,6 +287,17 @@ def check_zip(path: str | os.PathLike[str], *, single_root: bool = False) -> lis
     if start_dir > size - 22:
         raise InputError("corrupt zip archive (directory past the end)", path=path)
     return members
+
+
+def require_single_root(names: list[str], path: object) -> None:
+    """torch archives keep every member under one top-level folder; refuse others."""
+    roots = {name.split("/", 1)[0] for name in names}
+    if len(roots) != 1 or any("/" not in name for name in names):
+        raise InputError(
+            "zip archive does not keep every member under one top-level folder "
+            "(as torch writes it)",
+            path=path,
+        )
 
 
 def _check_local(f: Any, info: zipfile.ZipInfo, path: object) -> ZipMember:
@@ -365,9 +370,6 @@ def _short(e: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- detection
-#: What a file can hold, as :func:`detect` names it.
-KINDS = ("safetensors", "npz", "torch", "torchscript", "export", "zip")
-
 _PICKLE_PROTO2 = b"\x80\x02"  # torch.save's legacy format always starts so
 
 
@@ -391,7 +393,7 @@ def detect(path: str | os.PathLike[str], what: str = "file") -> str:
         names = [m.name for m in members]
         if all(n.endswith(".npy") for n in names):
             return "npz"
-        check_zip(p, single_root=True)
+        require_single_root(names, path)
         inner = {n.split("/", 1)[1] for n in names}
         if "archive_format" in inner or any(n.startswith("models/") for n in inner):
             return "export"
