@@ -306,7 +306,8 @@ def atomic_output(
     except OSError as e:
         raise InputError(f"cannot write: {os_error_reason(e)}", path=path) from None
     tmp = Path(name)
-    item = _Staged(tmp, target, stream, f"sc-eval: wrote {printable(path)}" if announce else None)
+    said = f"sc-eval: wrote {printable(path)}" if announce and not stream else None
+    item = _Staged(tmp, target, stream, said)
     try:
         try:
             yield tmp
