@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,17 +221,7 @@ def _align_by_index(ref: Predictions, other: Predictions) -> Predictions:
         extra = np.setdiff1d(ids, ref_ids, assume_unique=True)
         raise _refuse(other, ref, "index", f"sample id {int(extra[0])} is not in the reference")
     rows = order[pos]
-    labels = other.labels[rows]
-    bad = labels != ref.labels
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise _refuse(
-            other,
-            ref,
-            "labels",
-            f"sample id {int(ref_ids[i])} has label {int(labels[i])}, "
-            f"the reference has {int(ref.labels[i])}",
-        )
+    _check_labels(other, ref, other.labels[rows], lambda i: f"sample id {int(ref_ids[i])}")
     if np.array_equal(rows, np.arange(rows.shape[0])):
         return other
     return _take(other, rows)
@@ -240,14 +230,21 @@ def _align_by_index(ref: Predictions, other: Predictions) -> Predictions:
 def _check_same_order(ref: Predictions, other: Predictions) -> None:
     if other.n != ref.n:
         raise _refuse(other, ref, "labels", f"{other.n} samples, the reference has {ref.n}")
-    bad = other.labels != ref.labels
+    _check_labels(other, ref, other.labels, lambda i: f"row {i}")
+
+
+def _check_labels(
+    other: Predictions, ref: Predictions, labels: np.ndarray, where: Callable[[int], str]
+) -> None:
+    """Refuse the first sample whose label differs from the reference's (named by ``where``)."""
+    bad = labels != ref.labels
     if bad.any():
         i = int(np.argmax(bad))
         raise _refuse(
             other,
             ref,
             "labels",
-            f"row {i} has label {int(other.labels[i])}, the reference has {int(ref.labels[i])}",
+            f"{where(i)} has label {int(labels[i])}, the reference has {int(ref.labels[i])}",
         )
 
 
