@@ -81,10 +81,15 @@ DETECTION_NAMES: tuple[str, ...] = tuple(f"ood:{m}" for m in DETECTION_METRICS)
 BINARY_FAILURE = ("auroc", "fpr@95tpr")
 
 
+#: Largest accepted ``--ood-cost`` (the weight of an accepted OOD sample).
+MAX_OOD_COST = 1e6
+
+
 def check_cost(cost: float) -> float:
-    """``--ood-cost``: a finite number >= 0 (``UsageError`` otherwise)."""
-    if not (cost >= 0 and math.isfinite(cost)):
-        raise UsageError(f"--ood-cost must be a finite number >= 0, got {cost}")
+    """``--ood-cost``: a number in [0, 10⁶] (``UsageError`` otherwise): a cost ratio
+    beyond that only loses precision (areas add costs in floating point)."""
+    if not (0 <= cost <= MAX_OOD_COST):
+        raise UsageError(f"--ood-cost must be a number in [0, {MAX_OOD_COST:g}], got {cost}")
     return float(cost)
 
 

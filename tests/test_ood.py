@@ -602,3 +602,17 @@ def test_diagnose_refuses_ood_rows_with_one_line(tmp_path):
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "OOD samples (label -1)" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("cost", ["nan", "-1", "inf", "1e308"])
+def test_ood_cost_out_of_range_is_one_line(tmp_path, cost):
+    from typer.testing import CliRunner
+
+    from sc_eval.cli import app
+
+    z, y = mixed(seed=5, n_id=60, n_ood=10)
+    path = tmp_path / "mixed.safetensors"
+    write_predictions(path, logits=z, labels=y)
+    r = CliRunner(env={"NO_COLOR": "1"}).invoke(app, ["score", str(path), "--ood-cost", cost])
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--ood-cost" in r.stderr
