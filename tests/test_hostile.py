@@ -863,3 +863,17 @@ def test_oversized_images_are_refused(tmp_path: Path):
     data = open_data(tmp_path / "imgs")
     with pytest.raises(InputError, match="oversized"):
         data.dataset.load(0)
+
+
+def test_features_out_is_an_output_not_an_input(tmp_path: Path, monkeypatch):
+    from nets import MLP, trained
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    torch.save(trained(MLP(), seed=1).state_dict(), tmp_path / "sd.pt")
+    data = tmp_path / "d.safetensors"
+    save_file({"inputs": np.zeros((8, 6), np.float32), "labels": np.zeros(8, np.int64)}, data)
+    base = ["infer", tmp_path / "sd.pt", "--arch", "nets:build_mlp", "--data", data,
+            "--features-layer", "head", "--no-progress", "--out", tmp_path / "o.safetensors"]  # fmt: skip
+    assert_one_line_error(run([*base, "--features-out", tmp_path / "o.safetensors"]), "two outputs")
+    assert_one_line_error(run([*base, "--features-out", data]), "same file as the input")

@@ -176,7 +176,7 @@ def _termination_as_exception() -> Iterator[None]:
 
 
 #: Parameters naming files a command writes (every other path parameter is an input).
-OUTPUT_PARAMS = frozenset({"output", "out", "plot", "junit", "cache_dir"})
+OUTPUT_PARAMS = frozenset({"output", "out", "plot", "junit", "cache_dir", "features_out"})
 
 
 def _input_paths(kwargs: dict[str, Any]) -> list[Path]:
