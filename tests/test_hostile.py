@@ -873,7 +873,8 @@ def test_features_out_is_an_output_not_an_input(tmp_path: Path, monkeypatch):
     torch.save(trained(MLP(), seed=1).state_dict(), tmp_path / "sd.pt")
     data = tmp_path / "d.safetensors"
     save_file({"inputs": np.zeros((8, 6), np.float32), "labels": np.zeros(8, np.int64)}, data)
+    out = tmp_path / "o.safetensors"
     base = ["infer", tmp_path / "sd.pt", "--arch", "nets:build_mlp", "--data", data,
-            "--features-layer", "head", "--no-progress", "--out", tmp_path / "o.safetensors"]  # fmt: skip
-    assert_one_line_error(run([*base, "--features-out", tmp_path / "o.safetensors"]), "two outputs")
+            "--features-layer", "head", "--no-progress", "--out", out]  # fmt: skip
+    assert_one_line_error(run([*base, "--features-out", out]), "two outputs")
     assert_one_line_error(run([*base, "--features-out", data]), "same file as the input")
