@@ -224,12 +224,71 @@ def _tuning_line(tuning: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- renderers
+def fold_columns(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], lead: int, width: int
+) -> list[list[int]]:
+    """Split a table's columns into groups that each fit ``width`` characters, the
+    ``lead`` columns (names) repeated in every group: a table too wide for the
+    terminal is stacked, never cut (a number is never shown as ``2.…``)."""
+    natural = [
+        max(
+            len(line)
+            for cell in [h, *(r[j] for r in rows)]
+            for line in str(cell).splitlines() or [""]
+        )
+        + 3
+        for j, h in enumerate(headers)
+    ]
+    head = list(range(min(lead, len(headers))))
+    base = sum(natural[j] for j in head) + 1
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = base
+    for j in range(len(head), len(headers)):
+        if current and used + natural[j] > width:
+            groups.append(head + current)
+            current, used = [], base
+        current.append(j)
+        used += natural[j]
+    if current or not groups:
+        groups.append(head + current)
+    return groups
+
+
+def print_grid(
+    console: Any,
+    g: Grid,
+    *,
+    style: Callable[[int, int], str | None] | None = None,
+    text_columns: frozenset[int] = frozenset(),
+) -> None:
+    """Print a :class:`Grid` as Rich tables, folded to the console's width; ``style(i, j)``
+    may colour cell ``(i, j)`` (the best cells are bold green); ``text_columns`` beyond
+    the leading ones are left-aligned like them."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    groups = fold_columns(g.headers, g.rows, g.lead, console.width)
+    for part, columns in enumerate(groups):
+        if part:
+            console.print(f"[dim]{escape(g.title)} (continued)[/dim]")
+        t = Table()
+        for j in columns:
+            t.add_column(g.headers[j], justify="left" if j < g.lead else "right", no_wrap=True)
+        for i, row in enumerate(g.rows):
+            cells = []
+            for j in columns:
+                look = "bold green" if (i, j) in g.best else (style(i, j) if style else None)
+                cells.append(f"[{look}]{escape(row[j])}[/]" if look else escape(row[j]))
+            t.add_row(*cells)
+        console.print(t)
+
+
 def render_table(evals: Sequence[Evaluation], *, console: Any = None, **kwargs: Any) -> str:
     """Rich tables. Printed to ``console`` when given (colour as the terminal allows,
     ``NO_COLOR`` honoured); otherwise rendered as plain text and returned."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     buf = io.StringIO()
     target = console or Console(file=buf, no_color=True, width=160, highlight=False)
@@ -238,17 +297,7 @@ def render_table(evals: Sequence[Evaluation], *, console: Any = None, **kwargs: 
         console.print(f"[bold]{escape(ev.source)}[/bold]: {escape(summary_line(ev, iv))}")
         for g in grids(ev, iv):
             console.print(f"[italic]{escape(g.title)}[/italic]")
-            t = Table()
-            for j, h in enumerate(g.headers):
-                t.add_column(h, justify="left" if j < g.lead else "right", no_wrap=j < g.lead)
-            for i, row in enumerate(g.rows):
-                t.add_row(
-                    *[
-                        f"[bold green]{escape(c)}[/bold green]" if (i, j) in g.best else escape(c)
-                        for j, c in enumerate(row)
-                    ]
-                )
-            console.print(t)
+            print_grid(console, g)
         for line in notes_of(ev) + ([bootstrap_line(iv)] if iv is not None else []):
             console.print(f"[dim]{escape(line)}[/dim]")
         console.print()

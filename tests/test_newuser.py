@@ -360,3 +360,29 @@ def test_gate_refuses_a_baseline_of_several_models_and_says_why_json_is_bad(tmp_
     junk.write_text("not json at all")
     r = runner.invoke(app, ["gate", str(f["ce_test"]), "--baseline", str(junk)])
     assert r.exit_code == 2 and "not valid JSON" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_score_tables_fold_instead_of_cutting_numbers(preds: Path, width: int):
+    import io
+
+    from rich.console import Console
+
+    from sc_eval.io import load_predictions
+    from sc_eval.pipeline import EvalOptions, evaluate_source
+    from sc_eval.report import grids, render_table
+
+    ev, _ = evaluate_source(load_predictions(preds), EvalOptions())
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, no_color=True, highlight=False)
+    render_table([ev], console=console)
+    text = buf.getvalue()
+    table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table_lines and all(len(line) <= width for line in table_lines)
+    assert "…" not in "".join(table_lines)
+    for g in grids(ev, None):
+        for h in g.headers:
+            assert h in text
+        for row in g.rows:
+            for cell in row:
+                assert cell in text

@@ -284,29 +284,24 @@ def _looks_like_json(path: Path) -> bool:
 
 def _print_table(report: object, console: object) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     from sc_eval.gate import GateReport, footnotes, verdict_rows
+    from sc_eval.report import Grid, print_grid
 
     assert isinstance(report, GateReport)
     head, rows = verdict_rows(report)
     colour = "green" if report.passed else ("yellow" if report.updated_baseline else "red")
-    status = f"[bold {colour}]{report.status}[/]"
-    t = Table(
-        title=f"sc-eval gate {status}: {escape(report.candidate)} vs {escape(report.baseline)} "
-        f"({report.baseline_kind}, {report.convention})",
-        title_justify="left",
+    console.print(  # type: ignore[attr-defined]
+        f"sc-eval gate [bold {colour}]{report.status}[/]: {escape(report.candidate)} vs "
+        f"{escape(report.baseline)} ({report.baseline_kind}, {report.convention})"
     )
     verdict_col = head.index("verdict")
-    for j, h in enumerate(head):
-        t.add_column(
-            h, justify="right" if 0 < j < verdict_col else "left", no_wrap=j <= verdict_col
-        )
-    for v, row in zip(report.verdicts, rows, strict=True):
-        style = "green" if v.passed else "bold red"
-        cells = [escape(c) for c in row]
-        cells[verdict_col] = f"[{style}]{cells[verdict_col]}[/]"
-        t.add_row(*cells)
-    console.print(t)  # type: ignore[attr-defined]
+
+    def style(i: int, j: int) -> str | None:
+        if j != verdict_col:
+            return None
+        return "green" if report.verdicts[i].passed else "bold red"
+
+    print_grid(console, Grid("verdicts", head, rows, set(), lead=1), style=style)
     for line in footnotes(report):
         console.print(f"[dim]{escape(line)}[/dim]")  # type: ignore[attr-defined]
