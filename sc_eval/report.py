@@ -274,7 +274,8 @@ def print_grid(
             console.print(f"[dim]{escape(g.title)} (continued)[/dim]")
         t = Table()
         for j in columns:
-            t.add_column(g.headers[j], justify="left" if j < g.lead else "right", no_wrap=True)
+            left = j < g.lead or j in text_columns
+            t.add_column(g.headers[j], justify="left" if left else "right", no_wrap=True)
         for i, row in enumerate(g.rows):
             cells = []
             for j in columns:

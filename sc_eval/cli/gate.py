@@ -302,6 +302,8 @@ def _print_table(report: object, console: object) -> None:
             return None
         return "green" if report.verdicts[i].passed else "bold red"
 
-    print_grid(console, Grid("verdicts", head, rows, set(), lead=1), style=style)
+    grid = Grid("verdicts", head, rows, set(), lead=1)
+    text = frozenset(range(verdict_col, len(head)))  # verdict and why
+    print_grid(console, grid, style=style, text_columns=text)
     for line in footnotes(report):
         console.print(f"[dim]{escape(line)}[/dim]")  # type: ignore[attr-defined]
