@@ -386,3 +386,28 @@ def test_score_tables_fold_instead_of_cutting_numbers(preds: Path, width: int):
         for row in g.rows:
             for cell in row:
                 assert cell in text
+
+
+def test_list_never_cuts_the_names_to_type(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import sc_eval.cli as cli_module
+
+    buf = io.StringIO()
+
+    class Narrow:
+        def __enter__(self):
+            return Console(file=buf, width=80, no_color=True, highlight=False)
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr("sc_eval.cli.listing.stdout_console", lambda: Narrow())
+    r = CliRunner(env=ENV).invoke(cli_module.app, ["list"])
+    assert r.exit_code == 0, r.stderr
+    text = buf.getvalue()
+    for name in ("maxlogit-pnorm", "msp-pnorm", "neg-entropy", "fpr@95tpr", "torch-uncertainty"):
+        assert name in text, name
+    assert all(len(line) <= 80 for line in text.splitlines())

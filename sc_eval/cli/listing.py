@@ -50,4 +50,15 @@ def list_registries() -> None:
         conventions.add_row(c.name, c.formula)
     with stdout_console() as console:
         for t in (scores, metrics, conventions):
+            _names_never_cut(t)
             console.print(t)
+
+
+def _names_never_cut(table: object) -> None:
+    """The name column (what a user types) keeps its full width; prose columns wrap."""
+    columns = table.columns  # type: ignore[attr-defined]
+    names = [str(cell) for cell in columns[0]._cells]
+    columns[0].no_wrap = True
+    columns[0].min_width = max((len(n) for n in names), default=0)
+    for column in columns[1:]:
+        column.overflow = "fold"
