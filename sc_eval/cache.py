@@ -94,7 +94,7 @@ def memo_digest(
 
     with contextlib.suppress(OSError, InputError):
         memo.parent.mkdir(parents=True, exist_ok=True)
-        write_text(memo, digest + "\n", join=False, cache=True)
+        write_text(memo, digest + "\n", cache=True)
     return digest
 
 

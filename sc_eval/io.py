@@ -923,7 +923,6 @@ def write_predictions(
     probs: np.ndarray | None = None,
     index: np.ndarray | None = None,
     metadata: dict[str, str] | None = None,
-    join: bool = True,
     cache: bool = False,
     ood: np.ndarray | None = None,
 ) -> None:
@@ -970,7 +969,7 @@ def write_predictions(
         tensors["ood"] = np.ascontiguousarray(labels == OOD_LABEL)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta.update(format=FORMAT_NAME, version=FORMAT_VERSION, labels_sha256=labels_sha256(labels))
-    with atomic_output(path, join=join, cache=cache) as tmp:
+    with atomic_output(path, cache=cache) as tmp:
         save_safetensors(tmp, tensors, meta)
 
 

@@ -278,20 +278,20 @@ def atomic_output(
     path: str | os.PathLike[str],
     *,
     announce: bool = False,
-    join: bool = True,
     rewrites_input: bool = False,
     cache: bool = False,
 ) -> Iterator[Path]:
     """Yield a temporary path to write; put it in place at the end.
 
-    Inside a :func:`transaction` (and with ``join``) the file is staged and
-    moved into place when the transaction commits; otherwise at once. On any
+    Inside a :func:`transaction` the file is staged and moved into place when
+    the transaction commits; otherwise (and for ``cache`` files) at once. On any
     exception the temporary file is removed and ``path`` is untouched.
     ``announce`` prints ``sc-eval: wrote PATH`` on stderr once it is in place;
     ``rewrites_input`` allows replacing one of the command's inputs on purpose
-    (``gate --update-baseline``). ``cache`` (cache entries, hash memos): the path
-    itself is replaced whatever it is — a planted symbolic link is not followed,
-    a FIFO or device not written through.
+    (``gate --update-baseline``). ``cache`` (cache entries, hash memos): not one of
+    the command's outputs, so written at once; the path itself is replaced whatever
+    it is — a planted symbolic link is not followed, a FIFO or device not written
+    through.
     """
     if cache:
         given, stream, target = Path(path), False, Path(path)
@@ -318,7 +318,7 @@ def atomic_output(
         except OSError as e:
             raise InputError(f"cannot write: {os_error_reason(e)}", path=path) from None
         txn = _ACTIVE.get()
-        if txn is not None and join:
+        if txn is not None and not cache:
             txn.staged.append(item)
             return
         _finish(item)
@@ -364,12 +364,9 @@ def write_text(
     text: str,
     *,
     announce: bool = False,
-    join: bool = True,
     rewrites_input: bool = False,
     cache: bool = False,
 ) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_output` for the flags)."""
-    with atomic_output(
-        path, announce=announce, join=join, rewrites_input=rewrites_input, cache=cache
-    ) as tmp:
+    with atomic_output(path, announce=announce, rewrites_input=rewrites_input, cache=cache) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -247,7 +247,6 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
             labels=result.labels,
             index=result.index,
             metadata=result.metadata,
-            join=False,
             cache=True,
         )
         _note(opts, f"{path}: predictions cached in {target}")
