@@ -31,7 +31,7 @@ from xml.etree import ElementTree as ET
 
 from sc_eval.errors import InputError, UsageError, printable
 from sc_eval.files import read_json
-from sc_eval.metrics import MODEL_METRICS, canonical_metric_name, get_metric
+from sc_eval.metrics import MODEL_METRICS, canonical_metric_name, get_metric, metric_info
 from sc_eval.ood import require_views, view_of
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
@@ -50,15 +50,6 @@ __all__ = [
 ]
 
 DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (("aurc", "msp"), ("acc", None))
-
-
-def _metric_traits(metric: str) -> tuple[bool, bool]:
-    """``(higher_is_better, shown_in_percent)``."""
-    if metric in MODEL_METRICS:
-        m = MODEL_METRICS[metric]
-        return m.higher_is_better, m.percent
-    s = get_metric(metric)
-    return s.higher_is_better, s.percent
 
 
 @dataclass(frozen=True)
@@ -84,12 +75,12 @@ class Rule:
 
     @property
     def higher_is_better(self) -> bool:
-        return _metric_traits(self.metric)[0]
+        return metric_info(self.metric).higher_is_better
 
     @property
     def scale(self) -> float:
         """Display units per fraction: 100 for percent metrics, 1 otherwise."""
-        return 100.0 if _metric_traits(self.metric)[1] else 1.0
+        return 100.0 if metric_info(self.metric).percent else 1.0
 
     @property
     def unit(self) -> str:

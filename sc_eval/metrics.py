@@ -43,11 +43,13 @@ __all__ = [
     "Convention",
     "Curves",
     "Metric",
+    "MetricInfo",
     "ModelMetric",
     "OracleCurves",
     "SampleStats",
     "aurc_star",
     "get_metric",
+    "metric_info",
     "selective_metrics",
 ]
 
@@ -333,18 +335,50 @@ def _naurc_reason(c: Curves) -> str | None:
 
 
 @dataclass(frozen=True)
+class MetricInfo:
+    """What tables, JSON documents, ``sc-eval list`` and ``gate`` know of a metric.
+
+    Attributes
+    ----------
+    name : str
+        What a user types (``aurc``, ``risk@cov=0.9``, ``ood:auroc``).
+    label : str
+        Column header without unit (``AURC``, ``risk@90%``, ``OOD AUROC``).
+    higher_is_better : bool
+    unit : str
+        ``fraction`` (shown in percent in human-readable tables; JSON and CSV keep
+        fractions), ``ratio``, ``nats`` or ``sum of squares``.
+    description : str
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    unit: str
+    description: str
+
+    @property
+    def percent(self) -> bool:
+        """Shown as a percentage in human-readable tables."""
+        return self.unit == FRACTION
+
+    @property
+    def header(self) -> str:
+        """Column header: the label, with ``(%)`` when shown in percent."""
+        return f"{self.label} (%)" if self.percent and "%" not in self.label else self.label
+
+
+FRACTION = "fraction"
+
+
+@dataclass(frozen=True)
 class Metric:
     """A metric of one confidence score.
 
     Attributes
     ----------
-    name : str
-    higher_is_better : bool
-    percent : bool
-        Shown in percent in human-readable tables (JSON/CSV keep fractions).
-    unit : str
-        ``fraction`` or ``ratio``.
-    description : str
+    info : MetricInfo
+        Name, label, direction, unit and description.
     fn : callable
         ``fn(curves, convention) -> float``.
     why_undefined : callable, optional
@@ -356,78 +390,75 @@ class Metric:
         it the bootstrap evaluates ``fn`` on each re-weighted curve.
     """
 
-    name: str
-    higher_is_better: bool
-    percent: bool
-    unit: str
-    description: str
+    info: MetricInfo
     fn: Callable[[Curves, Convention], float]
     why_undefined: Callable[[Curves], str | None] | None = None
     batch: Callable[[ResampledBlocks, Convention], np.ndarray] | None = None
 
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.info.higher_is_better
+
     def __call__(self, curves: Curves, convention: Convention) -> float:
         return self.fn(curves, convention)
+
+
+def _lower(name: str, label: str, description: str, unit: str = FRACTION) -> MetricInfo:
+    return MetricInfo(name, label, higher_is_better=False, unit=unit, description=description)
+
+
+def _higher(name: str, label: str, description: str, unit: str = FRACTION) -> MetricInfo:
+    return MetricInfo(name, label, higher_is_better=True, unit=unit, description=description)
 
 
 SELECTIVE_METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric(
-            "aurc",
-            False,
-            True,
-            "fraction",
-            "area under the risk-coverage curve",
-            lambda c, conv: conv.aurc(c),
+            _lower("aurc", "AURC", "area under the risk-coverage curve"),
+            fn=lambda c, conv: conv.aurc(c),
             batch=lambda rb, conv: conv.aurc_batch(rb),
         ),
         Metric(
-            "e-aurc",
-            False,
-            True,
-            "fraction",
-            "AURC minus the analytic optimum err + (1-err) ln(1-err)",
-            lambda c, conv: conv.aurc(c) - aurc_star(c.error_rate),
+            _lower("e-aurc", "E-AURC", "AURC minus the analytic optimum err + (1-err) ln(1-err)"),
+            fn=lambda c, conv: conv.aurc(c) - aurc_star(c.error_rate),
             batch=lambda rb, conv: conv.aurc_batch(rb) - _aurc_star_batch(rb.E / rb.N),
         ),
         Metric(
-            "naurc",
-            False,
-            False,
-            "ratio",
-            "(AURC - AURC_opt) / (err - AURC_opt): 0 oracle, 1 random",
-            _naurc,
-            _naurc_reason,
-            _batch_naurc,
+            _lower(
+                "naurc",
+                "NAURC",
+                "(AURC - AURC_opt) / (err - AURC_opt): 0 oracle, 1 random",
+                unit="ratio",
+            ),
+            fn=_naurc,
+            why_undefined=_naurc_reason,
+            batch=_batch_naurc,
         ),
         Metric(
-            "augrc",
-            False,
-            True,
-            "fraction",
-            "area under the generalised-risk (accept and wrong) curve",
-            lambda c, conv: conv.augrc(c),
+            _lower("augrc", "AUGRC", "area under the generalised-risk (accept and wrong) curve"),
+            fn=lambda c, conv: conv.augrc(c),
             batch=lambda rb, conv: conv.augrc_batch(rb),
         ),
         Metric(
-            "auroc",
-            True,
-            True,
-            "fraction",
-            "AUROC of the score separating correct from wrong (ties count 1/2)",
-            _auroc,
-            _needs_both_classes,
-            _batch_auroc,
+            _higher(
+                "auroc",
+                "AUROC",
+                "AUROC of the score separating correct from wrong (ties count 1/2)",
+            ),
+            fn=_auroc,
+            why_undefined=_needs_both_classes,
+            batch=_batch_auroc,
         ),
         Metric(
-            "fpr@95tpr",
-            False,
-            True,
-            "fraction",
-            "smallest FPR with TPR >= 0.95, correct = positive",
-            _fpr_at_95_tpr,
-            _needs_both_classes,
-            _batch_fpr_at_95_tpr,
+            _lower("fpr@95tpr", "FPR@95TPR", "smallest FPR with TPR >= 0.95, correct = positive"),
+            fn=_fpr_at_95_tpr,
+            why_undefined=_needs_both_classes,
+            batch=_batch_fpr_at_95_tpr,
         ),
     )
 }
@@ -455,12 +486,12 @@ def _parse_fraction(text: str, what: str, *, allow_zero: bool) -> float:
 def risk_at_coverage(coverage: float) -> Metric:
     """The metric ``risk@cov=c``: tie-aware selective risk at coverage ``c``."""
     return Metric(
-        f"risk@cov={coverage:g}",
-        False,
-        True,
-        "fraction",
-        f"selective risk at {coverage:.0%} coverage",
-        lambda c, conv: c.tied.risk_at_coverage(coverage),
+        _lower(
+            f"risk@cov={coverage:g}",
+            f"risk@{100 * coverage:g}%",
+            f"selective risk at {coverage:.0%} coverage",
+        ),
+        fn=lambda c, conv: c.tied.risk_at_coverage(coverage),
         batch=lambda rb, conv: rb.risk_at_coverage(coverage),
     )
 
@@ -468,12 +499,12 @@ def risk_at_coverage(coverage: float) -> Metric:
 def coverage_at_risk(risk: float) -> Metric:
     """The metric ``cov@risk=r``: largest coverage with selective risk at most ``r``."""
     return Metric(
-        f"cov@risk={risk:g}",
-        True,
-        True,
-        "fraction",
-        f"largest coverage whose selective risk is at most {risk:.2%}",
-        lambda c, conv: c.tied.coverage_at_risk(risk),
+        _higher(
+            f"cov@risk={risk:g}",
+            f"cov@risk≤{100 * risk:g}%",
+            f"largest coverage whose selective risk is at most {risk:.2%}",
+        ),
+        fn=lambda c, conv: c.tied.coverage_at_risk(risk),
         batch=lambda rb, conv: rb.coverage_at_risk(risk),
     )
 
@@ -633,68 +664,51 @@ class ModelMetric:
     the B values at once (the bootstrap's fast path, tested against ``fn``).
     """
 
-    name: str
-    higher_is_better: bool
-    percent: bool
-    unit: str
-    description: str
+    info: MetricInfo
     fn: Callable[[SampleStats, np.ndarray | None], float]
     batch: Callable[[SampleStats, np.ndarray], np.ndarray]
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.info.higher_is_better
 
     def __call__(self, stats: SampleStats, weights: np.ndarray | None = None) -> float:
         return self.fn(stats, weights)
 
 
 def _mean_metric(
-    name: str,
-    higher_is_better: bool,
-    percent: bool,
-    unit: str,
-    description: str,
-    of: Callable[[SampleStats], np.ndarray],
-    *,
-    sign: float = 1.0,
+    info: MetricInfo, of: Callable[[SampleStats], np.ndarray], *, sign: float = 1.0
 ) -> ModelMetric:
     """A model metric that is the (weighted) mean of a per-sample quantity, times ``sign``."""
     return ModelMetric(
-        name,
-        higher_is_better,
-        percent,
-        unit,
-        description,
-        lambda s, w: sign * _wmean(of(s), w),
-        lambda s, w: sign * _wmean_batch(of(s), w),
+        info,
+        fn=lambda s, w: sign * _wmean(of(s), w),
+        batch=lambda s, w: sign * _wmean_batch(of(s), w),
     )
 
 
 MODEL_METRICS: dict[str, ModelMetric] = {
     m.name: m
     for m in (
-        _mean_metric("acc", True, True, "fraction", "top-1 accuracy", lambda s: s.correct),
+        _mean_metric(_higher("acc", "Acc", "top-1 accuracy"), lambda s: s.correct),
         ModelMetric(
-            "ece",
-            False,
-            True,
-            "fraction",
-            f"top-label expected calibration error, {ECE_BINS} equal-width bins",
-            _ece,
-            _ece_batch,
+            _lower(
+                "ece", "ECE", f"top-label expected calibration error, {ECE_BINS} equal-width bins"
+            ),
+            fn=_ece,
+            batch=_ece_batch,
         ),
         _mean_metric(
-            "nll",
-            False,
-            False,
-            "nats",
-            "mean negative log-likelihood of the true label",
+            _lower("nll", "NLL", "mean negative log-likelihood of the true label", unit="nats"),
             lambda s: s.log_p_true,
             sign=-1.0,
         ),
         _mean_metric(
-            "brier",
-            False,
-            False,
-            "sum of squares",
-            "mean multi-class Brier score",
+            _lower("brier", "Brier", "mean multi-class Brier score", unit="sum of squares"),
             lambda s: s.brier,
         ),
     )
@@ -743,40 +757,38 @@ DETECTION_METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric(
-            "auroc",
-            True,
-            True,
-            "fraction",
-            "AUROC of the score separating ID (positive) from OOD (ties count 1/2)",
-            _auroc,
-            _needs_id_and_ood,
+            _higher(
+                "auroc",
+                "AUROC",
+                "AUROC of the score separating ID (positive) from OOD (ties count 1/2)",
+            ),
+            fn=_auroc,
+            why_undefined=_needs_id_and_ood,
         ),
         Metric(
-            "aupr-in",
-            True,
-            True,
-            "fraction",
-            "average precision with ID as positive, ranked by the score",
-            _aupr_in,
-            _needs_id_and_ood,
+            _higher(
+                "aupr-in", "AUPR-IN", "average precision with ID as positive, ranked by the score"
+            ),
+            fn=_aupr_in,
+            why_undefined=_needs_id_and_ood,
         ),
         Metric(
-            "aupr-out",
-            True,
-            True,
-            "fraction",
-            "average precision with OOD as positive, ranked by the negated score",
-            _aupr_out,
-            _needs_id_and_ood,
+            _higher(
+                "aupr-out",
+                "AUPR-OUT",
+                "average precision with OOD as positive, ranked by the negated score",
+            ),
+            fn=_aupr_out,
+            why_undefined=_needs_id_and_ood,
         ),
         Metric(
-            "fpr@95tpr",
-            False,
-            True,
-            "fraction",
-            "fraction of OOD samples accepted at the first threshold accepting >= 95% of ID",
-            _fpr_at_95_tpr,
-            _needs_id_and_ood,
+            _lower(
+                "fpr@95tpr",
+                "FPR@95TPR",
+                "fraction of OOD samples accepted at the first threshold accepting >= 95% of ID",
+            ),
+            fn=_fpr_at_95_tpr,
+            why_undefined=_needs_id_and_ood,
         ),
     )
 }
@@ -803,13 +815,29 @@ def view_metric(name: str) -> Metric:
         m = get_metric(base)
         if ":" in base:
             raise unknown_name("metric", name, [f"id:{k}" for k in SELECTIVE_METRICS])
-        return dataclasses.replace(
-            m, name=f"id:{m.name}", description=f"{m.description} (ID samples only)"
-        )
+        return _in_view(m, "id", f"{m.info.description} (ID samples only)")
     if view == "ood" and base in DETECTION_METRICS:
-        return dataclasses.replace(DETECTION_METRICS[base], name=name)
+        m = DETECTION_METRICS[base]
+        return _in_view(m, "ood", m.info.description)
     choices = [*(f"{v}:aurc" for v in ("scod", "id")), *(f"ood:{k}" for k in DETECTION_METRICS)]
     raise unknown_name("metric", name, choices)
+
+
+def _in_view(m: Metric, view: str, description: str) -> Metric:
+    info = dataclasses.replace(
+        m.info,
+        name=f"{view}:{m.name}",
+        label=f"{view.upper()} {m.info.label}",
+        description=description,
+    )
+    return dataclasses.replace(m, info=info)
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The :class:`MetricInfo` of any metric name: model, selective or ``view:`` metric."""
+    if name in MODEL_METRICS:
+        return MODEL_METRICS[name].info
+    return get_metric(name).info
 
 
 def canonical_metric_name(name: str) -> str:

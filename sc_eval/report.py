@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sc_eval.errors import printable
-from sc_eval.metrics import MODEL_METRICS, get_metric
+from sc_eval.metrics import MODEL_METRICS, metric_info
 from sc_eval.ood import view_of
 from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
 
@@ -31,28 +31,17 @@ __all__ = [
     "FORMATS",
     "Grid",
     "comparison_document",
-    "metric_info",
     "render",
     "render_comparison",
     "result_document",
 ]
 
 
-def metric_info(name: str) -> tuple[bool, bool, str]:
-    """``(higher_is_better, shown_in_percent, unit)`` of any metric name."""
-    if name in MODEL_METRICS:
-        m = MODEL_METRICS[name]
-        return m.higher_is_better, m.percent, m.unit
-    s = get_metric(name)
-    return s.higher_is_better, s.percent, s.unit
-
-
 def fmt_value(name: str, value: float) -> str:
     """Human-readable value: percent with 2 decimals, otherwise 4 decimals; NaN is n/a."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    _, percent, _ = metric_info(name)
-    return f"{100 * value:.2f}" if percent else f"{value:.4f}"
+    return f"{100 * value:.2f}" if metric_info(name).percent else f"{value:.4f}"
 
 
 def fmt_with_interval(name: str, value: float, iv: Interval | None, sep: str = " ") -> str:
@@ -64,20 +53,8 @@ def fmt_with_interval(name: str, value: float, iv: Interval | None, sep: str = "
 
 
 def header(name: str) -> str:
-    _, percent, _ = metric_info(name)
-    view, sep, base = name.partition(":")
-    prefix = f"{view.upper()} " if sep else ""  # id:aurc → "ID AURC (%)"
-    name = base if sep else name
-    label = {"acc": "Acc", "ece": "ECE", "nll": "NLL", "brier": "Brier"}.get(name)
-    if label is None:
-        if name.startswith("risk@cov="):
-            label = f"risk@{100 * float(name.split('=')[1]):g}%"
-        elif name.startswith("cov@risk="):
-            label = f"cov@risk≤{100 * float(name.split('=')[1]):g}%"
-        else:
-            label = name.upper() if name != "e-aurc" else "E-AURC"
-    label = prefix + label
-    return f"{label} (%)" if percent and "%" not in label else label
+    """Column header of a metric: ``AURC (%)``, ``risk@90%``, ``ID AURC (%)``, ``NLL``."""
+    return metric_info(name).header
 
 
 def format_params(params: dict[str, float], tuned: bool) -> str:
@@ -128,7 +105,7 @@ def _score_grid(
             + [fmt_with_interval(m, s.metrics[m], cis.get(m), "\n") for m in names]
         )
         vals.append([s.metrics[m] for m in names])
-    hib = [metric_info(m)[0] for m in names]
+    hib = [metric_info(m).higher_is_better for m in names]
     heads = lead + [header(m) for m in names]
     return Grid(title, heads, rows, _best_cells(vals, hib, len(lead)), lead=len(lead))
 
@@ -458,7 +435,8 @@ def result_document(
         "command": command,
         "units": "fractions (multiply by 100 for %); nll in nats",
         "metrics": {
-            m: {"higher_is_better": metric_info(m)[0], "unit": metric_info(m)[2]} for m in names
+            m: {"higher_is_better": metric_info(m).higher_is_better, "unit": metric_info(m).unit}
+            for m in names
         },
         "results": results,
     }
@@ -489,14 +467,16 @@ def render_csv(evals: Sequence[Evaluation], **kwargs: Any) -> str:
 
     for ev, iv in zip(evals, ivs, strict=True):
         for name, v in ev.model_metrics.items():
-            hib, _, unit = metric_info(name)
+            info = metric_info(name)
+            hib, unit = info.higher_is_better, info.unit
             model_ci = ci(iv.model.get(name) if iv is not None else None)
             w.writerow([ev.source, "", "", name, _csv_num(v), unit, hib, ev.convention, *model_ci])
         for s in ev.scores.values():
             p = ";".join(f"{k}={v:g}" for k, v in s.params.items())
             score_ivs = iv.scores.get(s.name, {}) if iv is not None else {}
             for name, value in s.metrics.items():
-                higher, _, unit_name = metric_info(name)
+                info = metric_info(name)
+                higher, unit_name = info.higher_is_better, info.unit
                 row = [ev.source, s.name, p, name, _csv_num(value), unit_name, higher]
                 w.writerow([*row, ev.convention, *ci(score_ivs.get(name))])
     return buf.getvalue()
@@ -540,7 +520,7 @@ def fmt_delta(name: str, value: float) -> str:
     """Signed difference in display units (percentage points for percent metrics)."""
     if math.isnan(value):
         return "n/a"
-    _, percent, _ = metric_info(name)
+    percent = metric_info(name).percent
     return f"{100 * value:+.2f}" if percent else f"{value:+.4f}"
 
 
@@ -556,7 +536,7 @@ def delta_style(name: str, cell: MetricComparison) -> str:
     d = cell.delta
     if d is None or math.isnan(d.estimate) or d.estimate == 0:
         return ""
-    better = (d.estimate > 0) == metric_info(name)[0]
+    better = (d.estimate > 0) == metric_info(name).higher_is_better
     colour = "green" if better else "red"
     return f"bold {colour}" if d.excludes_zero else colour
 
@@ -626,7 +606,7 @@ def comparison_lines(cmp: Comparison, *, colour: bool = True) -> tuple[str, list
     notes = []
     if cmp.best is not None:
         b = cmp.best
-        unit = "%" if metric_info(b.metric)[1] else ""
+        unit = "%" if metric_info(b.metric).percent else ""
         label = header(b.metric).removesuffix(" (%)")
         notes.append(
             f"best (model, score) by {label}: {b.model} × {b.score} "
@@ -740,7 +720,8 @@ def comparison_document(cmp: Comparison) -> dict[str, Any]:
         "command": "compare",
         "units": "fractions (multiply by 100 for %); nll in nats; delta = model - reference",
         "metrics": {
-            m: {"higher_is_better": metric_info(m)[0], "unit": metric_info(m)[2]} for m in names
+            m: {"higher_is_better": metric_info(m).higher_is_better, "unit": metric_info(m).unit}
+            for m in names
         },
         "reference": cmp.reference,
         "models": list(cmp.models),
@@ -831,7 +812,8 @@ def render_comparison_csv(cmp: Comparison, **kwargs: Any) -> str:
         for r in sc.rows:
             p = ";".join(f"{k}={v:g}" for k, v in r.params.items())
             for m, c in r.metrics.items():
-                hib, _, unit = metric_info(m)
+                info = metric_info(m)
+                hib, unit = info.higher_is_better, info.unit
                 iv = c.interval
                 d = c.delta
                 w.writerow(

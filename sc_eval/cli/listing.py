@@ -9,9 +9,19 @@ from sc_eval.cli import app, handle_errors, stdout_console
 @handle_errors
 def list_registries() -> None:
     """List the confidence scores, metrics and AURC conventions sc-eval knows."""
+    from dataclasses import replace
+
     from rich.table import Table
 
-    from sc_eval.metrics import CONVENTIONS, DETECTION_METRICS, MODEL_METRICS, SELECTIVE_METRICS
+    from sc_eval.metrics import (
+        CONVENTIONS,
+        DETECTION_METRICS,
+        MODEL_METRICS,
+        SELECTIVE_METRICS,
+        coverage_at_risk,
+        get_metric,
+        risk_at_coverage,
+    )
     from sc_eval.scores import DEFAULT_SCORES, SCORES
 
     scores = Table(title="confidence scores (higher = accepted first)", title_justify="left")
@@ -29,20 +39,24 @@ def list_registries() -> None:
     metrics = Table(title="metrics", title_justify="left")
     for col in ("name", "better", "unit", "definition"):
         metrics.add_column(col)
-    rows = [(m.name, m.higher_is_better, m.unit, m.description) for m in MODEL_METRICS.values()]
-    rows += [
-        (m.name, m.higher_is_better, m.unit, m.description) for m in SELECTIVE_METRICS.values()
+    family = {  # one row a parameterised family, its name showing the parameter
+        "risk@cov=C": (risk_at_coverage(1.0), "selective risk at coverage C in (0, 1]"),
+        "cov@risk=R": (coverage_at_risk(0.0), "largest coverage whose risk is <= R"),
+    }
+    infos = [(m.name, m.info) for m in MODEL_METRICS.values()]
+    infos += [(m.name, m.info) for m in SELECTIVE_METRICS.values()]
+    infos += [(k, replace(m.info, description=d)) for k, (m, d) in family.items()]
+    rows = [
+        (k, "higher" if i.higher_is_better else "lower", i.unit, i.description) for k, i in infos
     ]
-    for name, higher, unit, description in rows:
-        metrics.add_row(name, "higher" if higher else "lower", unit, description)
-    metrics.add_row("risk@cov=C", "lower", "fraction", "selective risk at coverage C in (0, 1]")
-    metrics.add_row("cov@risk=R", "higher", "fraction", "largest coverage whose risk is <= R")
-    metrics.add_row(  # test sets with OOD samples (label -1), docs/ood.md
-        "id:<metric>", "", "", "a selective metric on the ID samples of a set with OOD samples"
+    rows.append(  # test sets with OOD samples (label -1), docs/ood.md
+        ("id:<metric>", "", "", "a selective metric on the ID samples of a set with OOD samples")
     )
-    for m in DETECTION_METRICS.values():
-        metrics.add_row(f"ood:{m.name}", "higher" if m.higher_is_better else "lower", m.unit,
-                        m.description)  # fmt: skip
+    for k in DETECTION_METRICS:
+        i = get_metric(f"ood:{k}").info
+        rows.append((i.name, "higher" if i.higher_is_better else "lower", i.unit, i.description))
+    for row in rows:
+        metrics.add_row(*row)
     conventions = Table(title="AURC conventions (--aurc-convention)", title_justify="left")
     conventions.add_column("name")
     conventions.add_column("definition")
