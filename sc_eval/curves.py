@@ -443,7 +443,11 @@ class ResampledBlocks:
     def _t_dots(self) -> tuple[np.ndarray, np.ndarray]:
         """``sum_b t_b a_b`` and ``sum_b t_b m_b`` (exact, int64)."""
         ta = np.einsum("ij,ij->i", self.t, self.a, dtype=np.int64)
-        tm = np.einsum("ij,ij->i", self.t, self.m, dtype=np.int64)
+        if self.pure and self.t.dtype == np.int32 and int(self.N.max(initial=0)) < 46340:
+            # m = t and sum_b t_b^2 <= N^2 < 2^31: the int32 dot needs no int64 copies
+            tm = np.einsum("ij,ij->i", self.t, self.t).astype(np.int64)
+        else:
+            tm = np.einsum("ij,ij->i", self.t, self.m, dtype=np.int64)
         return ta, tm
 
     @cached_property

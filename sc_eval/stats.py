@@ -431,6 +431,34 @@ class PairedBootstrap:
         """Every metric on one resample: array of shape (models, scores, metrics)."""
         return self.replicates(counts[None, :])[0]
 
+    def _pipeline(
+        self,
+        chunks: Sequence[tuple[int, int]],
+        draw: Callable[[int], np.ndarray],
+        out: np.ndarray,
+        pool: Executor,
+        done: Callable[[int], None],
+    ) -> None:
+        """Evaluate the chunks on the pool without a barrier between them: chunk
+        ``c + 1`` is drawn while chunk ``c`` runs, and its tasks queue behind
+        chunk ``c``'s, so no worker waits for the slowest task of a chunk. At most
+        three chunks of counts are alive at once."""
+        pending: list[Future[Any]] = []  # the previous chunk's tasks
+        following = pool.submit(draw, chunks[0][1] - chunks[0][0])
+        for c, (lo, hi) in enumerate(chunks):
+            counts = following.result()
+            if c + 1 < len(chunks):  # queued before this chunk's tasks: drawn early
+                following = pool.submit(draw, chunks[c + 1][1] - chunks[c + 1][0])
+            current = [pool.submit(task) for task in self._tasks(counts, out[lo:hi])]
+            if pending:
+                for f in pending:
+                    f.result()
+                done(chunks[c - 1][1] - chunks[c - 1][0])
+            pending = current
+        for f in pending:
+            f.result()
+        done(chunks[-1][1] - chunks[-1][0])
+
     def run(
         self,
         n_boot: int,
@@ -462,17 +490,19 @@ class PairedBootstrap:
             pool = ThreadPoolExecutor(workers)
         try:
             with bars.task("bootstrap", n_boot, unit="resamples") as advance:
-                counts = draw(bounds[1] - bounds[0])
-                for c, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-                    tasks = self._tasks(counts, out[lo:hi])
-                    following = bounds[c + 2] - hi if c + 2 < len(bounds) else 0
-                    if following:  # draw the next chunk while this one is evaluated
-                        tasks.append(partial(draw, following))
-                    results = _run(tasks, pool)
-                    counts = results[-1] if following else counts
-                    advance(hi - lo)
+
+                def done(size: int) -> None:
+                    advance(size)
                     if progress is not None:
-                        progress(hi - lo)
+                        progress(size)
+
+                chunks = list(itertools.pairwise(bounds))
+                if pool is None:
+                    for lo, hi in chunks:
+                        _run(self._tasks(draw(hi - lo), out[lo:hi]), None)
+                        done(hi - lo)
+                else:
+                    self._pipeline(chunks, draw, out, pool, done)
         except BaseException:  # Ctrl-C, SIGTERM: drop the queued work, do not wait for it
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
