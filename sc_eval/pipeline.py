@@ -22,7 +22,7 @@ import numpy as np
 
 from sc_eval import progress
 from sc_eval.curves import sort_scores
-from sc_eval.errors import InputError, UsageError
+from sc_eval.errors import InputError, ScEvalWarning, UsageError, unknown_name
 from sc_eval.io import Predictions, labels_sha256, predictions_from_arrays
 from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
@@ -39,6 +39,7 @@ from sc_eval.scores import (
     default_scores,
     get_score,
 )
+from sc_eval.tuning import tune
 
 __all__ = [
     "DEFAULT_COVERAGES",
@@ -63,10 +64,6 @@ DEFAULT_RISKS: tuple[float, ...] = (0.01, 0.05)
 RESULT_SCHEMA = "sc-eval/result"
 RESULT_VERSION = 1
 CHUNK_BYTES = 4 * 1024 * 1024
-
-
-class ScEvalWarning(UserWarning):
-    """A problem worth telling the user about that does not stop the run."""
 
 
 # --------------------------------------------------------------------------- per-sample pass
@@ -165,28 +162,22 @@ class NanPolicy:
     name : str
     keeps_rows : bool
         True when such rows stay in the evaluation (as errors ranked last).
-    summary : str
-        One line for ``--help`` and the docs.
     """
 
     name: str
     keeps_rows: bool
-    summary: str
 
 
 NAN_POLICIES: dict[str, NanPolicy] = {
     p.name: p
     for p in (
-        NanPolicy("refuse", False, "stop with an error naming the count and the first row"),
-        NanPolicy(
-            "drop", False, "evaluate the other rows only; the count is reported in the notes"
-        ),
-        NanPolicy(
-            "rank-last",
-            True,
-            "keep the rows as wrong predictions with the lowest confidence (rejected first; "
-            "a uniform prediction for ece/nll/brier); the count is reported in the notes",
-        ),
+        # refuse: an error naming the count and the first row
+        NanPolicy("refuse", keeps_rows=False),
+        # drop: evaluate the other rows only; the count is reported in the notes
+        NanPolicy("drop", keeps_rows=False),
+        # rank-last: wrong predictions with the lowest confidence (rejected first; a
+        # uniform prediction for ece/nll/brier); the count is reported in the notes
+        NanPolicy("rank-last", keeps_rows=True),
     )
 }
 """Registry of ``--nan-policy`` values."""
@@ -195,8 +186,6 @@ NAN_POLICIES: dict[str, NanPolicy] = {
 def get_nan_policy(name: str) -> NanPolicy:
     """Look up a NaN policy (``UsageError`` with the closest name otherwise)."""
     if name not in NAN_POLICIES:
-        from sc_eval.errors import unknown_name
-
         raise unknown_name("--nan-policy", name, NAN_POLICIES)
     return NAN_POLICIES[name]
 
@@ -349,7 +338,7 @@ def score_samples(
 
     correct = cat("correct")
     if preds.has_logits and preds.n >= 16:
-        _warn_if_probabilities(preds, parts)
+        _warn_if_probabilities(preds)
     scored = ScoredSamples(
         errors=~correct,
         keys={n: cat("key:" + n) for n in names},
@@ -372,7 +361,7 @@ def score_samples(
     return scored
 
 
-def _warn_if_probabilities(preds: Predictions, parts: list[dict[str, Any]]) -> None:
+def _warn_if_probabilities(preds: Predictions) -> None:
     head = np.asarray(preds.values.rows(0, min(preds.n, 1024)), dtype=np.float64)
     if head.min() >= 0 and head.max() <= 1 and np.allclose(head.sum(axis=1), 1, atol=1e-3):
         warnings.warn(
@@ -604,8 +593,6 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     tuned: tuple[str, ...] = ()
     info: dict[str, Any] | None = None
     if opts.tuning_requested:
-        from sc_eval.tuning import tune
-
         t = tune(preds, opts)
         params, eval_index, tuned, info = t.params, t.eval_index, t.tuned, t.info
     scored = score_samples(
