@@ -35,6 +35,10 @@ _EXPORTS: dict[str, str] = {
     "selective_metrics": "sc_eval.metrics",
     "compare": "sc_eval.comparison",
     "Comparison": "sc_eval.comparison",
+    "run_gate": "sc_eval.gate",
+    "GateReport": "sc_eval.gate",
+    "select_threshold": "sc_eval.threshold",
+    "ThresholdResult": "sc_eval.threshold",
     "Selector": "sc_eval.selector",
     "diagnose": "sc_eval.diagnose",
     "Diagnosis": "sc_eval.diagnose",
@@ -46,11 +50,13 @@ __all__ = [
     "Diagnosis",
     "EvalOptions",
     "Evaluation",
+    "GateReport",
     "InputError",
     "Predictions",
     "ScEvalError",
     "ScoreResult",
     "Selector",
+    "ThresholdResult",
     "UsageError",
     "__version__",
     "compare",
@@ -59,6 +65,8 @@ __all__ = [
     "evaluate_predictions",
     "load_predictions",
     "neural_collapse",
+    "run_gate",
+    "select_threshold",
     "selective_metrics",
     "write_predictions",
 ]
@@ -68,6 +76,7 @@ if TYPE_CHECKING:
     from sc_eval.comparison import Comparison, compare
     from sc_eval.diagnose import Diagnosis, diagnose
     from sc_eval.errors import InputError, ScEvalError, UsageError
+    from sc_eval.gate import GateReport, run_gate
     from sc_eval.io import Predictions, load_predictions, write_predictions
     from sc_eval.metrics import selective_metrics
     from sc_eval.pipeline import (
@@ -78,6 +87,7 @@ if TYPE_CHECKING:
         evaluate_predictions,
     )
     from sc_eval.selector import Selector
+    from sc_eval.threshold import ThresholdResult, select_threshold
 
 
 def __getattr__(name: str) -> Any:

@@ -57,7 +57,6 @@ __all__ = [
     "ModelRow",
     "ScoreComparison",
     "align_predictions",
-    "align_sources",
     "compare",
     "drop_shared_rows",
 ]
@@ -286,11 +285,6 @@ def align_predictions(preds: Sequence[Predictions]) -> tuple[list[Predictions], 
     for p in others:
         _check_same_order(ref, p)
     return list(preds), "order"
-
-
-def align_sources(preds: Sequence[Predictions]) -> list[Predictions]:
-    """:func:`align_predictions` without the alignment kind (for ``gate``)."""
-    return align_predictions(preds)[0]
 
 
 def drop_shared_rows(

@@ -613,7 +613,7 @@ def run_gate(
         ev, verdicts = _against_predictions(
             cand, base, rules, opts, alpha=alpha, n_boot=n_boot, confidence=confidence
         )
-        notes = ()
+        notes = []
         kind = "predictions"
     return GateReport(
         candidate=_source_name(candidate),
@@ -651,7 +651,9 @@ def _against_result(
     opts = dataclasses.replace(
         opts,
         scores=names,
-        params=baseline_params(res, names, dict(opts.params), path=path, retune=retune),
+        params=baseline_params(
+            res, names, {k: dict(v) for k, v in opts.params.items()}, path=path, retune=retune
+        ),
         tune_split=tune_split,
         seed=opts.seed if tune_seed is None else tune_seed,
     )
