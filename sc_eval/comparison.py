@@ -29,6 +29,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -168,6 +169,13 @@ class Comparison:
     @property
     def reference(self) -> str:
         return self.models[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval compare --format json``."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.report import comparison_document
+
+        return comparison_document(self)
 
 
 # --------------------------------------------------------------------------- alignment

@@ -418,6 +418,14 @@ class Evaluation:
     #: set on a test set with OOD samples: ``n_id``, ``n_ood``, ``cost`` (see sc_eval.ood)
     ood: dict[str, Any] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval score SOURCE --format json`` for this one result
+        (``results[0]`` is the evaluation, as ``gate`` reads a baseline)."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.report import result_document
+
+        return result_document([self])
+
     def metric(self, score: str, metric: str) -> float:
         """One value: a selective metric of ``score`` or a model metric (``acc`` …)."""
         if metric in self.model_metrics:

@@ -3,6 +3,7 @@ the same numbers as the CLI's JSON for every command (``result.to_dict()``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,102 @@ def test_a_coverage_is_computed_at_the_value_its_name_says():
     assert odd.scores["msp"].metrics == plain.scores["msp"].metrics
     same = sc_eval.evaluate(z, y, scores=["msp"], coverages=[0.8, 0.8])  # repeated: kept once
     assert same.metric_names.count("risk@cov=0.8") == 1
+
+
+# --------------------------------------------------------------------------- API = CLI
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two models on the same 400 samples, a third set for threshold's test, a baseline."""
+    d = tmp_path_factory.mktemp("api")
+    out = {}
+    for name, seed in (("a", 10), ("b", 11), ("test", 12)):
+        z, y = _logits(seed if name == "test" else 10)
+        if name == "b":  # the same samples, another model: confidence rescaled per row
+            z = z * np.random.default_rng(11).uniform(0.3, 3.0, (len(y), 1)).astype(np.float32)
+        out[name] = d / f"{name}.safetensors"
+        write_predictions(out[name], logits=z, labels=y)
+    out["baseline"] = d / "baseline.json"
+    r = runner.invoke(app, ["score", str(out["a"]), "-f", "json", "-o", str(out["baseline"])])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def cli_json(*args: str, code: int = 0) -> dict:
+    r = runner.invoke(app, [*args, "--format", "json"])
+    assert r.exit_code == code, r.output
+    return json.loads(r.stdout)
+
+
+def test_score_parity(files):
+    doc = cli_json("score", str(files["a"]), "-s", "msp,maxlogit-pnorm", "--tune-split", "0.2",
+                   "--coverages", "0.9,0.7", "--aurc-convention", "trapezoid")  # fmt: skip
+    opts = EvalOptions(scores=("msp", "maxlogit-pnorm"), tune_split=0.2, coverages=(0.9, 0.7),
+                       convention="trapezoid")  # fmt: skip
+    ev = sc_eval.evaluate_predictions(sc_eval.load_predictions(files["a"]), opts)
+    assert ev.to_dict() == doc
+    assert doc["results"][0]["scores"]["maxlogit-pnorm"]["tuned"] is True
+
+
+def test_score_by_class_parity(files):
+    from sc_eval.slices import slice_sources, slices_document
+
+    doc = cli_json("score", str(files["a"]), "--by", "class", "-s", "msp")
+    tables = slice_sources([files["a"]], EvalOptions(scores=("msp",)), by="class")
+    assert slices_document(tables) == doc
+
+
+def test_compare_parity(files):
+    doc = cli_json("compare", str(files["a"]), str(files["b"]), "-s", "msp,maxlogit",
+                   "--bootstrap", "50", "--seed", "3")  # fmt: skip
+    from sc_eval.comparison import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS
+
+    opts = EvalOptions(scores=("msp", "maxlogit"), metrics=DEFAULT_COMPARE_METRICS,
+                       coverages=DEFAULT_COMPARE_COVERAGES, risks=(), seed=3)  # fmt: skip
+    preds = [sc_eval.load_predictions(files[k]) for k in ("a", "b")]
+    assert sc_eval.compare(preds, opts, n_boot=50).to_dict() == doc
+
+
+def test_gate_parity_json_baseline(files):
+    doc = cli_json("gate", str(files["b"]), "--baseline", str(files["baseline"]),
+                   "--metric", "aurc,acc", "--score", "msp", "--tolerance", "aurc=0.5",
+                   code=1)  # fmt: skip
+    report = sc_eval.run_gate(files["b"], files["baseline"], metrics=["aurc", "acc"],
+                              scores=["msp"], tolerance="aurc=0.5")  # fmt: skip
+    assert report.to_dict() == doc
+    assert report.outcome == "failed" and report.exit_code == 1
+    assert report.evaluation is not None and report.evaluation.source == str(files["b"])
+
+
+def test_gate_parity_predictions_baseline_with_alpha(files):
+    doc = cli_json("gate", str(files["b"]), "--baseline", str(files["a"]), "--alpha", "0.05",
+                   "--bootstrap", "60", "--seed", "2", code=1)  # fmt: skip
+    cand, base = (sc_eval.load_predictions(files[k]) for k in ("b", "a"))
+    report = sc_eval.run_gate(cand, base, alpha=0.05, n_boot=60, seed=2)
+    assert report.to_dict() == doc
+    assert report.baseline_kind == "predictions" and not report.passed
+    assert all(not np.isnan(v.p_value) for v in report.verdicts)
+
+
+def test_threshold_parity(files):
+    doc = cli_json("threshold", str(files["a"]), "--target-risk", "0.2", "-s", "maxlogit-pnorm",
+                   "--tune-split", "0.3", "--test", str(files["test"]))  # fmt: skip
+    result = sc_eval.select_threshold(files["a"], score="maxlogit-pnorm", target_risk=0.2,
+                                      tune_split=0.3, test=files["test"])  # fmt: skip
+    assert result.to_dict() == doc
+    assert result.feasible and result.tuned and result.test is not None
+
+
+def test_threshold_infeasible_parity(files):
+    doc = cli_json("threshold", str(files["a"]), "--target-risk", "0.0", code=1)
+    result = sc_eval.select_threshold(sc_eval.load_predictions(files["a"]), target_risk=0.0)
+    assert not result.feasible and result.to_dict() == doc
+
+
+def test_diagnose_parity(files):
+    doc = cli_json("diagnose", str(files["a"]), str(files["b"]), "--bootstrap", "20")
+    # sc_eval.diagnose is also the name of a module: once the CLI imported it, the package
+    # attribute is the module, so import the function from it
+    from sc_eval.diagnose import diagnose
+
+    preds = [sc_eval.load_predictions(files[k]) for k in ("a", "b")]
+    assert diagnose(preds, n_boot=20).to_dict() == doc
