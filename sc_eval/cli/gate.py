@@ -16,6 +16,8 @@ from sc_eval.cli import options as o
 @handle_errors
 @o.with_progress
 @o.with_checkpoint_options
+@o.with_keys
+@o.with_evaluation
 def gate(
     candidate: Annotated[
         Path,
@@ -75,21 +77,12 @@ def gate(
             help="Accept the candidate: rewrite the JSON baseline with its result, exit 0.",
         ),
     ] = False,
-    aurc_convention: o.Convention = "mean",
-    pnorm_p: o.PnormP = None,
-    temperature: o.Temperature = None,
+    evaluation: o.EvaluationArg = None,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Verdict format: table | json | markdown.")
     ] = "table",
     output: o.Output = None,
-    logits_key: o.LogitsKey = None,
-    probs_key: o.ProbsKey = None,
-    labels_key: o.LabelsKey = "labels",
-    index_key: o.IndexKey = "index",
-    ood_key: o.OodKey = "ood",
-    ood_cost: o.OodCost = 1.0,
-    chunk_size: o.ChunkSize = None,
-    nan_policy: o.NanPolicy = "refuse",
+    keys: o.KeysArg = None,
     checkpoint: o.CheckpointArg = None,
     debug: o.Debug = False,
 ) -> None:
@@ -100,7 +93,6 @@ def gate(
     from sc_eval.gate import gate_document, run_gate, to_junit, to_markdown
     from sc_eval.outputs import append_on_commit, write_text
     from sc_eval.report import render_json
-    from sc_eval.sources import KeyOptions
 
     if fmt not in ("table", "json", "markdown"):
         raise unknown_name("format", fmt, ["table", "json", "markdown"])
@@ -116,14 +108,10 @@ def gate(
         n_boot=bootstrap,
         seed=seed,
         confidence=confidence,
-        convention=o.convention(aurc_convention),
-        params=o.score_params(pnorm_p, temperature),
-        chunk_size=chunk_size,
-        nan_policy=o.nan_policy(nan_policy),
-        ood_cost=ood_cost,
         update_baseline=update_baseline,
-        keys=KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key),
+        keys=keys,
         checkpoint=checkpoint,
+        **evaluation,
     )
 
     if fmt == "json":

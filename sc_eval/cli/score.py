@@ -15,6 +15,8 @@ from sc_eval.cli import options as o
 @handle_errors
 @o.with_progress
 @o.with_checkpoint_options
+@o.with_keys
+@o.with_evaluation
 def score(
     sources: Annotated[
         list[Path],
@@ -26,22 +28,13 @@ def score(
     metrics: o.Metrics = None,
     coverages: o.Coverages = None,
     risks: o.Risks = None,
-    aurc_convention: o.Convention = "mean",
-    pnorm_p: o.PnormP = None,
-    temperature: o.Temperature = None,
+    evaluation: o.EvaluationArg = None,
     tune: o.Tune = False,
     tune_split: o.TuneSplit = None,
     val: o.Vals = None,
     fmt: o.Format = "table",
     output: o.Output = None,
-    logits_key: o.LogitsKey = None,
-    probs_key: o.ProbsKey = None,
-    labels_key: o.LabelsKey = "labels",
-    index_key: o.IndexKey = "index",
-    ood_key: o.OodKey = "ood",
-    ood_cost: o.OodCost = 1.0,
-    chunk_size: o.ChunkSize = None,
-    nan_policy: o.NanPolicy = "refuse",
+    keys: o.KeysArg = None,
     bootstrap: o.Bootstrap = 0,
     seed: o.Seed = 0,
     confidence: o.Confidence = 0.95,
@@ -62,22 +55,17 @@ def score(
     from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions, evaluate_source
     from sc_eval.report import render
-    from sc_eval.sources import KeyOptions, load_source
+    from sc_eval.sources import load_source
 
     o.check_format(fmt)
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     opts = EvalOptions(
         scores=o.score_names(scores),
-        params=o.score_params(pnorm_p, temperature),
         metrics=tuple(o.metric_names(metrics)),
         coverages=o.coverages(coverages),
         risks=o.risks(risks),
-        convention=o.convention(aurc_convention),
-        chunk_size=chunk_size,
         seed=seed,
-        nan_policy=o.nan_policy(nan_policy),
-        ood_cost=ood_cost,
+        **evaluation,
         **o.tuning_options(tune, tune_split, None, keys),
     )
     vals = o.per_source_vals(sources, val, tune, tune_split, keys)

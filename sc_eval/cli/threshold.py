@@ -14,6 +14,7 @@ from sc_eval.cli import options as o
 @app.command()
 @handle_errors
 @o.with_progress
+@o.with_keys
 def threshold(
     source: Annotated[
         Path,
@@ -72,11 +73,7 @@ def threshold(
         int, typer.Option("--seed", min=0, help="Seed of the tuning split (--tune-split).")
     ] = 0,
     fmt: o.Format = "table",
-    logits_key: o.LogitsKey = None,
-    probs_key: o.ProbsKey = None,
-    labels_key: o.LabelsKey = "labels",
-    index_key: o.IndexKey = "index",
-    ood_key: o.OodKey = "ood",
+    keys: o.KeysArg = None,
     chunk_size: o.ChunkSize = None,
     nan_policy: o.NanPolicy = "refuse",
     debug: o.Debug = False,
@@ -87,7 +84,6 @@ def threshold(
     """
     from sc_eval.errors import UsageError, unknown_name
     from sc_eval.selector import Selector
-    from sc_eval.sources import KeyOptions
     from sc_eval.threshold import FORMATS, render, select_threshold
 
     if fmt not in FORMATS:
@@ -109,7 +105,7 @@ def threshold(
         seed=seed,
         chunk_size=chunk_size,
         nan_policy=o.nan_policy(nan_policy),
-        keys=KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key),
+        keys=keys,
     )
     if fmt == "table":
         with stdout_console() as console:
