@@ -29,6 +29,8 @@ _EXPORTS: dict[str, str] = {
     "ScoreResult": "sc_eval.pipeline",
     "evaluate": "sc_eval.pipeline",
     "evaluate_predictions": "sc_eval.pipeline",
+    "evaluate_sources": "sc_eval.pipeline",
+    "ScoreReport": "sc_eval.pipeline",
     "Predictions": "sc_eval.io",
     "load_predictions": "sc_eval.io",
     "write_predictions": "sc_eval.io",
@@ -54,6 +56,7 @@ __all__ = [
     "InputError",
     "Predictions",
     "ScEvalError",
+    "ScoreReport",
     "ScoreResult",
     "Selector",
     "ThresholdResult",
@@ -63,6 +66,7 @@ __all__ = [
     "diagnose",
     "evaluate",
     "evaluate_predictions",
+    "evaluate_sources",
     "load_predictions",
     "neural_collapse",
     "run_gate",
@@ -82,9 +86,11 @@ if TYPE_CHECKING:
     from sc_eval.pipeline import (
         EvalOptions,
         Evaluation,
+        ScoreReport,
         ScoreResult,
         evaluate,
         evaluate_predictions,
+        evaluate_sources,
     )
     from sc_eval.selector import Selector
     from sc_eval.threshold import ThresholdResult, select_threshold

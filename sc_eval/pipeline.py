@@ -33,13 +33,14 @@ from sc_eval.metrics import (
     get_convention,
     get_metric,
 )
-from sc_eval.ood import add_views, check_cost, check_ood_tuning
+from sc_eval.ood import add_views, check_cost, check_ood_tuning, view_intervals
 from sc_eval.scores import (
     RowStats,
     check_scores_for_input,
     default_scores,
     get_score,
 )
+from sc_eval.stats import EvaluationIntervals, evaluation_intervals
 from sc_eval.tuning import tune
 
 __all__ = [
@@ -49,12 +50,14 @@ __all__ = [
     "EvalOptions",
     "Evaluation",
     "ScEvalWarning",
+    "ScoreReport",
     "ScoreResult",
     "ScoredSamples",
     "evaluate",
     "evaluate_predictions",
     "evaluate_scored",
     "evaluate_source",
+    "evaluate_sources",
     "get_nan_policy",
     "restrict_evaluation",
     "score_samples",
@@ -672,6 +675,68 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     if eval_index is not None:
         scored = scored.take(scored.positions(eval_index))
     return _evaluation(preds, scored, opts, tuned, info), scored
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """The result of :func:`evaluate_sources` (``sc-eval score``): one evaluation per
+    source and, with a bootstrap, the percentile intervals of each."""
+
+    evaluations: tuple[Evaluation, ...]
+    intervals: tuple[EvaluationIntervals, ...] | None = None
+    #: Per-sample vectors of each source (for plots).
+    samples: tuple[ScoredSamples, ...] = field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval score --format json``."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.report import result_document
+
+        return result_document(self.evaluations, intervals=self.intervals)
+
+
+def evaluate_sources(
+    preds: Sequence[Predictions],
+    options: EvalOptions,
+    *,
+    vals: Sequence[Predictions] | None = None,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+) -> ScoreReport:
+    """Evaluate each source with ``options`` (``sc-eval score``).
+
+    Parameters
+    ----------
+    preds : sequence of Predictions
+    options : EvalOptions
+    vals : sequence of Predictions, optional
+        One validation file per source, in order: each source's tunable scores are
+        tuned on its own (instead of ``options.val``).
+    n_boot : int
+        Bootstrap resamples for percentile intervals of every metric (0: none), seeded
+        by ``options.seed``; with OOD samples every view is resampled together.
+    confidence : float
+        Coverage of the intervals.
+    """
+    if vals is not None and len(vals) != len(preds):
+        raise UsageError(f"give one validation file per source: {len(preds)} sources, "
+                         f"{len(vals)} validation files")  # fmt: skip
+    per_source = (
+        [options] * len(preds)
+        if vals is None
+        else [dataclasses.replace(options, val=v, tune_split=None) for v in vals]
+    )
+    results = [evaluate_source(p, o) for p, o in zip(preds, per_source, strict=True)]
+    intervals = None
+    if n_boot:
+        ci: dict[str, Any] = {"n_boot": n_boot, "seed": options.seed, "confidence": confidence}
+        intervals = tuple(
+            view_intervals(ev, s, p.ood[s.index], **ci)
+            if ev.ood is not None
+            else evaluation_intervals(ev, s, **ci)
+            for p, (ev, s) in zip(preds, results, strict=True)
+        )
+    return ScoreReport(tuple(ev for ev, _ in results), intervals, tuple(s for _, s in results))
 
 
 def _evaluation(

@@ -14,7 +14,7 @@ import sc_eval
 from sc_eval.cli import app
 from sc_eval.errors import UsageError
 from sc_eval.io import write_predictions
-from sc_eval.pipeline import EvalOptions
+from sc_eval.pipeline import EvalOptions, evaluate_sources
 
 runner = CliRunner()
 
@@ -142,6 +142,14 @@ def test_score_parity(files):
     ev = sc_eval.evaluate_predictions(sc_eval.load_predictions(files["a"]), opts)
     assert ev.to_dict() == doc
     assert doc["results"][0]["scores"]["maxlogit-pnorm"]["tuned"] is True
+
+
+def test_score_of_several_sources_with_intervals_parity(files):
+    doc = cli_json("score", str(files["a"]), str(files["b"]), "-s", "msp", "--bootstrap", "40",
+                   "--seed", "5")  # fmt: skip
+    preds = [sc_eval.load_predictions(files[k]) for k in ("a", "b")]
+    report = evaluate_sources(preds, EvalOptions(scores=("msp",), seed=5), n_boot=40)
+    assert report.intervals is not None and report.to_dict() == doc
 
 
 def test_score_by_class_parity(files):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -53,7 +53,7 @@ def score(
     import dataclasses
 
     from sc_eval.errors import UsageError
-    from sc_eval.pipeline import EvalOptions, evaluate_source
+    from sc_eval.pipeline import EvalOptions, evaluate_sources
     from sc_eval.report import render
     from sc_eval.sources import load_source
 
@@ -93,30 +93,13 @@ def score(
         emit(render_slices(tables, fmt), output)
         return
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
-    per_source = (
-        [opts] * len(preds) if vals is None else [dataclasses.replace(opts, val=v) for v in vals]
-    )
-    results = [evaluate_source(p, q) for p, q in zip(preds, per_source, strict=True)]
-    evals = [ev for ev, _ in results]
-    extra: dict[str, object] = {}
-    if bootstrap:
-        from sc_eval.ood import view_intervals
-        from sc_eval.stats import evaluation_intervals
-
-        ci: dict[str, Any] = {"n_boot": bootstrap, "seed": seed, "confidence": confidence}
-        extra["intervals"] = [
-            view_intervals(ev, s, p.ood[s.index], **ci)
-            if ev.ood is not None
-            else evaluation_intervals(ev, s, **ci)
-            for p, (ev, s) in zip(preds, results, strict=True)
-        ]
+    report = evaluate_sources(preds, opts, vals=vals, n_boot=bootstrap, confidence=confidence)
     if plot is not None:
-        o.plot_models(
-            plot,
-            [(ev.source, s, p.ood[s.index], ev) for p, (ev, s) in zip(preds, results, strict=True)],
-        )
+        runs = zip(preds, report.evaluations, report.samples, strict=True)
+        o.plot_models(plot, [(ev.source, s, p.ood[s.index], ev) for p, ev, s in runs])
+    extra = {} if report.intervals is None else {"intervals": list(report.intervals)}
     if fmt == "table" and output is None:
         with stdout_console() as console:
-            render(evals, fmt, console=console, **extra)
+            render(list(report.evaluations), fmt, console=console, **extra)
         return
-    emit(render(evals, fmt, **extra), output)
+    emit(render(list(report.evaluations), fmt, **extra), output)
