@@ -29,12 +29,18 @@ _EXPORTS: dict[str, str] = {
     "ScoreResult": "sc_eval.pipeline",
     "evaluate": "sc_eval.pipeline",
     "evaluate_predictions": "sc_eval.pipeline",
+    "evaluate_sources": "sc_eval.pipeline",
+    "ScoreReport": "sc_eval.pipeline",
     "Predictions": "sc_eval.io",
     "load_predictions": "sc_eval.io",
     "write_predictions": "sc_eval.io",
     "selective_metrics": "sc_eval.metrics",
     "compare": "sc_eval.comparison",
     "Comparison": "sc_eval.comparison",
+    "run_gate": "sc_eval.gate",
+    "GateReport": "sc_eval.gate",
+    "select_threshold": "sc_eval.threshold",
+    "ThresholdResult": "sc_eval.threshold",
     "Selector": "sc_eval.selector",
     "diagnose": "sc_eval.diagnose",
     "Diagnosis": "sc_eval.diagnose",
@@ -46,19 +52,25 @@ __all__ = [
     "Diagnosis",
     "EvalOptions",
     "Evaluation",
+    "GateReport",
     "InputError",
     "Predictions",
     "ScEvalError",
+    "ScoreReport",
     "ScoreResult",
     "Selector",
+    "ThresholdResult",
     "UsageError",
     "__version__",
     "compare",
     "diagnose",
     "evaluate",
     "evaluate_predictions",
+    "evaluate_sources",
     "load_predictions",
     "neural_collapse",
+    "run_gate",
+    "select_threshold",
     "selective_metrics",
     "write_predictions",
 ]
@@ -68,16 +80,20 @@ if TYPE_CHECKING:
     from sc_eval.comparison import Comparison, compare
     from sc_eval.diagnose import Diagnosis, diagnose
     from sc_eval.errors import InputError, ScEvalError, UsageError
+    from sc_eval.gate import GateReport, run_gate
     from sc_eval.io import Predictions, load_predictions, write_predictions
     from sc_eval.metrics import selective_metrics
     from sc_eval.pipeline import (
         EvalOptions,
         Evaluation,
+        ScoreReport,
         ScoreResult,
         evaluate,
         evaluate_predictions,
+        evaluate_sources,
     )
     from sc_eval.selector import Selector
+    from sc_eval.threshold import ThresholdResult, select_threshold
 
 
 def __getattr__(name: str) -> Any:

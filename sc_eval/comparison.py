@@ -29,6 +29,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,6 @@ __all__ = [
     "ModelRow",
     "ScoreComparison",
     "align_predictions",
-    "align_sources",
     "compare",
     "drop_shared_rows",
 ]
@@ -169,6 +169,13 @@ class Comparison:
     @property
     def reference(self) -> str:
         return self.models[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval compare --format json``."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.report import comparison_document
+
+        return comparison_document(self)
 
 
 # --------------------------------------------------------------------------- alignment
@@ -286,11 +293,6 @@ def align_predictions(preds: Sequence[Predictions]) -> tuple[list[Predictions], 
     for p in others:
         _check_same_order(ref, p)
     return list(preds), "order"
-
-
-def align_sources(preds: Sequence[Predictions]) -> list[Predictions]:
-    """:func:`align_predictions` without the alignment kind (for ``gate``)."""
-    return align_predictions(preds)[0]
 
 
 def drop_shared_rows(

@@ -43,6 +43,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -402,6 +403,13 @@ class Diagnosis:
     seed: int
     confidence: float
     lines: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval diagnose --format json``."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.diagnose_report import diagnosis_document
+
+        return diagnosis_document(self)
 
 
 # --------------------------------------------------------------------------- pieces

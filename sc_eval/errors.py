@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from difflib import get_close_matches
 
-__all__ = ["InputError", "ScEvalError", "UsageError", "printable", "unknown_name"]
+__all__ = [
+    "InputError",
+    "ScEvalError",
+    "ScEvalWarning",
+    "UsageError",
+    "printable",
+    "unknown_name",
+]
 
 
 def printable(text: object) -> str:
@@ -57,6 +64,10 @@ class InputError(ScEvalError):
 
 class UsageError(ScEvalError):
     """An option or argument value is invalid."""
+
+
+class ScEvalWarning(UserWarning):
+    """A problem worth telling the user about that does not stop the run."""
 
 
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> UsageError:

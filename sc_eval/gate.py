@@ -22,18 +22,40 @@ Exit codes (CLI): 0 every rule passed, 1 a rule failed, 2 bad input.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+import numpy as np
+
+from sc_eval.comparison import align_predictions, drop_shared_rows
 from sc_eval.errors import InputError, UsageError, printable
-from sc_eval.files import read_json
-from sc_eval.metrics import MODEL_METRICS, canonical_metric_name, get_metric, metric_info
-from sc_eval.ood import require_views, view_of
-from sc_eval.pipeline import RESULT_SCHEMA, RESULT_VERSION, Evaluation
+from sc_eval.files import check_input_file, os_error_reason, read_json
+from sc_eval.io import Predictions
+from sc_eval.metrics import (
+    DEFAULT_SELECTIVE,
+    MODEL_METRICS,
+    canonical_metric_name,
+    get_metric,
+    metric_info,
+)
+from sc_eval.ood import bootstrap_views, require_views, view_of
+from sc_eval.pipeline import (
+    RESULT_SCHEMA,
+    RESULT_VERSION,
+    EvalOptions,
+    Evaluation,
+    ScoredSamples,
+    evaluate_source,
+)
+from sc_eval.scores import SCORES
+from sc_eval.sources import CheckpointOptions, KeyOptions, load_source
+from sc_eval.stats import BootstrapResult, bootstrap_metrics
 
 __all__ = [
     "DEFAULT_RULES",
@@ -42,9 +64,11 @@ __all__ = [
     "Verdict",
     "baseline_params",
     "check_rules",
+    "is_json_baseline",
     "load_baseline_json",
     "parse_rules",
     "parse_tolerances",
+    "run_gate",
     "to_junit",
     "to_markdown",
 ]
@@ -378,21 +402,37 @@ class GateReport:
     updated_baseline: bool = False
     #: How the candidate was evaluated to match the baseline (tuning split, parameters).
     notes: tuple[str, ...] = ()
+    #: The candidate's full evaluation (what ``--update-baseline`` writes as the new baseline).
+    evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
+        """Every rule passed (whatever ``updated_baseline`` says; see :attr:`outcome`)."""
         return all(v.passed for v in self.verdicts)
 
     @property
+    def outcome(self) -> str:
+        """``passed``, ``failed``, or ``accepted``: the baseline is rewritten with the
+        candidate (``update_baseline``), which ends the run with exit 0 whatever the rules
+        say."""
+        if self.updated_baseline:
+            return "accepted"
+        return "passed" if self.passed else "failed"
+
+    @property
     def exit_code(self) -> int:
-        return 0 if self.passed or self.updated_baseline else 1
+        return 1 if self.outcome == "failed" else 0
 
     @property
     def status(self) -> str:
-        """``PASSED``, ``FAILED``, or ``ACCEPTED`` (baseline rewritten with the candidate)."""
+        """``PASSED``, ``FAILED``, or ``ACCEPTED (baseline updated)``: the table's title."""
         if self.updated_baseline:
             return "ACCEPTED (baseline updated)"
-        return "PASSED" if self.passed else "FAILED"
+        return self.outcome.upper()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval gate --format json``."""
+        return gate_document(self)
 
 
 def evaluated_metrics(rules: Sequence[Rule]) -> list[str]:
@@ -416,7 +456,7 @@ def check_rules(
     candidate: Evaluation,
     baseline_values: Sequence[float],
     *,
-    bootstrap: Any = None,
+    bootstrap: BootstrapResult | None = None,
     alpha: float | None = None,
     confidence: float = 0.95,
 ) -> list[Verdict]:
@@ -433,8 +473,6 @@ def check_rules(
     alpha : float, optional
         Significance level of the one-sided test (only with ``bootstrap``).
     """
-    import numpy as np
-
     out = []
     for rule, base in zip(rules, baseline_values, strict=True):
         cand = candidate_value(candidate, rule)
@@ -455,6 +493,255 @@ def check_rules(
             Verdict(rule, base, cand, low, high, p, alpha if bootstrap is not None else None)
         )
     return out
+
+
+# --------------------------------------------------------------------------- the gate
+def is_json_baseline(path: str | os.PathLike[str]) -> bool:
+    """Whether the baseline file at ``path`` is a JSON result (else predictions or a
+    checkpoint): it starts with ``{`` or is named ``*.json``."""
+    try:
+        with open(check_input_file(path, "baseline file"), "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError as e:
+        raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
+    return head.startswith(b"{") or Path(path).suffix.lower() == ".json"
+
+
+Source = Predictions | str | os.PathLike[str]
+"""A predictions object, or a file (predictions, or a checkpoint run with ``checkpoint``)."""
+
+
+def run_gate(
+    candidate: Source,
+    baseline: Source | dict[str, Any],
+    *,
+    metrics: Sequence[str] = (),
+    scores: Sequence[str] = (),
+    tolerance: str | None = None,
+    alpha: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    convention: str = "mean",
+    params: dict[str, dict[str, float]] | None = None,
+    chunk_size: int | None = None,
+    nan_policy: str = "refuse",
+    ood_cost: float = 1.0,
+    update_baseline: bool = False,
+    keys: KeyOptions | None = None,
+    checkpoint: CheckpointOptions | None = None,
+) -> GateReport:
+    """Gate a candidate against a baseline: the verdict of every rule (``sc-eval gate``).
+
+    Parameters
+    ----------
+    candidate : Predictions, or a path
+        The candidate's predictions (a path is read with ``keys``, a checkpoint run
+        with ``checkpoint``).
+    baseline : Predictions, dict, or a path
+        A JSON result of ``sc-eval score --format json`` (a path to one, told apart by
+        :func:`is_json_baseline`, or its first result as :func:`load_baseline_json`
+        returns it), or the old model's predictions on the same samples.
+    metrics, scores, tolerance
+        The rules, as in :func:`parse_rules` (default: AURC of ``msp`` and accuracy,
+        tolerance 0).
+    alpha : float, optional
+        With a predictions baseline: a rule fails only if the regression beyond its
+        tolerance is significant at this level (one-sided paired bootstrap of
+        ``n_boot`` resamples, seeded by ``seed``).
+    confidence : float
+        Coverage of the bootstrap intervals of Δ.
+    convention, params, chunk_size, nan_policy, ood_cost
+        As in :class:`~sc_eval.pipeline.EvalOptions`. A JSON baseline lends its
+        recorded score parameters and tuning split to the candidate.
+    update_baseline : bool
+        Accept the candidate (a JSON baseline only): the report says ``accepted``
+        and :attr:`GateReport.evaluation` is the new baseline to write.
+
+    Returns
+    -------
+    GateReport
+
+    Raises
+    ------
+    UsageError
+        A bad ``alpha``; ``alpha`` with a JSON baseline or ``update_baseline`` with a
+        predictions baseline; a baseline of another convention, OOD cost or test set.
+    InputError
+        A malformed baseline or predictions.
+    """
+    if alpha is not None and not 0 < alpha < 1:
+        raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
+    keys = keys or KeyOptions()
+    rules = parse_rules(metrics, scores, tolerance)
+    base_path = baseline if isinstance(baseline, str | os.PathLike) else None
+    if base_path is not None and is_json_baseline(base_path):
+        baseline = load_baseline_json(base_path)
+    is_json = isinstance(baseline, dict)
+    if alpha is not None and is_json:
+        raise UsageError(
+            "--alpha needs a predictions baseline (the same samples through the old model); "
+            "a JSON baseline holds only the numbers"
+        )
+    if update_baseline and not is_json:
+        raise UsageError("--update-baseline rewrites a JSON baseline; this baseline is predictions")
+    base_name = str(base_path) if base_path is not None else _source_name(baseline)
+    cand = _load(candidate, keys, checkpoint)
+    opts = EvalOptions(
+        scores=(),
+        params=params or {},
+        metrics=tuple(dict.fromkeys([*DEFAULT_SELECTIVE, *evaluated_metrics(rules)])),
+        convention=convention,
+        chunk_size=chunk_size,
+        nan_policy=nan_policy,
+        ood_cost=ood_cost,
+        seed=seed,
+    )
+    rule_scores = [r.score for r in rules if r.score]
+    if isinstance(baseline, dict):
+        extra = [s for s in baseline.get("scores", {}) if s in SCORES]
+        names = tuple(dict.fromkeys([*rule_scores, *extra] or ["msp"]))
+        ev, verdicts, notes = _against_result(cand, baseline, rules, opts, names, base_name)
+        kind = "JSON result"
+    else:
+        names = tuple(dict.fromkeys(rule_scores or ["msp"]))
+        base = _load(baseline, keys, checkpoint)
+        opts = dataclasses.replace(opts, scores=names)
+        ev, verdicts = _against_predictions(
+            cand, base, rules, opts, alpha=alpha, n_boot=n_boot, confidence=confidence
+        )
+        notes = []
+        kind = "predictions"
+    return GateReport(
+        candidate=_source_name(candidate),
+        baseline=base_name,
+        baseline_kind=kind,
+        convention=opts.convention,
+        verdicts=tuple(verdicts),
+        updated_baseline=update_baseline,
+        notes=tuple(notes),
+        evaluation=ev,
+    )
+
+
+def _source_name(source: object) -> str:
+    return source.name if isinstance(source, Predictions) else str(source)
+
+
+def _load(source: Source, keys: KeyOptions, checkpoint: CheckpointOptions | None) -> Predictions:
+    if isinstance(source, Predictions):
+        return source
+    return load_source(source, keys=keys, checkpoint=checkpoint)
+
+
+def _against_result(
+    cand: Predictions,
+    res: dict[str, Any],
+    rules: Sequence[Rule],
+    opts: EvalOptions,
+    names: tuple[str, ...],
+    path: str,
+) -> tuple[Evaluation, list[Verdict], list[str]]:
+    """Evaluate the candidate as the JSON baseline was (convention, OOD cost, tuning split,
+    score parameters) on the same labels, and judge each rule against the recorded value."""
+    tune_split, tune_seed, retune, notes = baseline_tuning(res, names, path=path)
+    opts = dataclasses.replace(
+        opts,
+        scores=names,
+        params=baseline_params(
+            res, names, {k: dict(v) for k, v in opts.params.items()}, path=path, retune=retune
+        ),
+        tune_split=tune_split,
+        seed=opts.seed if tune_seed is None else tune_seed,
+    )
+    if res["convention"] != opts.convention:
+        raise UsageError(
+            f"{path}: baseline was computed with AURC convention "
+            f"'{res['convention']}', this run uses '{opts.convention}'; pass "
+            f"--aurc-convention {res['convention']} or re-record the baseline"
+        )
+    base_cost = (res.get("ood") or {}).get("cost", 1.0)
+    if cand.has_ood and base_cost != opts.ood_cost:
+        raise UsageError(
+            f"{path}: baseline was computed with --ood-cost {base_cost:g}, this run "
+            f"uses {opts.ood_cost:g}; pass --ood-cost {base_cost:g} or re-record the baseline"
+        )
+    ev, scored = evaluate_source(cand, opts)
+    if res["labels_sha256"] != ev.labels_sha256:
+        full = (res.get("tuning") or {}).get("labels_sha256_all")
+        if full == cand.labels_sha256:
+            raise UsageError(
+                f"{path}: the candidate has the baseline's test set, but its tuning split "
+                "left other samples for the evaluation (rows dropped by --nan-policy?)"
+            )
+        dropped = cand.n - scored.n
+        raise UsageError(
+            f"{path}: baseline was computed on other labels (labels_sha256 "
+            f"{str(res['labels_sha256'])[:12]}… vs {ev.labels_sha256[:12]}…): "
+            "not the same test set"
+            + (
+                f" ({dropped} candidate rows were dropped by --nan-policy drop; rank-last "
+                "keeps every row)"
+                if dropped
+                else ""
+            )
+        )
+    values = [baseline_value(res, r, path=path) for r in rules]
+    return ev, check_rules(rules, ev, values), notes
+
+
+def _against_predictions(
+    cand: Predictions,
+    base: Predictions,
+    rules: Sequence[Rule],
+    opts: EvalOptions,
+    *,
+    alpha: float | None,
+    n_boot: int,
+    confidence: float,
+) -> tuple[Evaluation, list[Verdict]]:
+    """Evaluate both on the same (aligned) samples; with ``alpha`` a paired bootstrap
+    tests each regression."""
+    (base, cand), _ = align_predictions([base, cand])
+    (base_ev, base_s), (cand_ev, cand_s) = drop_shared_rows(
+        [base, cand], [evaluate_source(base, opts), evaluate_source(cand, opts)], opts
+    )
+    values = [candidate_value(base_ev, r) for r in rules]
+    boot = (
+        None
+        if alpha is None
+        else _paired_bootstrap(
+            [(base, base_s), (cand, cand_s)], rules, opts, n_boot, cand_ev.ood is not None
+        )
+    )
+    verdicts = check_rules(
+        rules, cand_ev, values, bootstrap=boot, alpha=alpha, confidence=confidence
+    )
+    return cand_ev, verdicts
+
+
+def _paired_bootstrap(
+    models: Sequence[tuple[Predictions, ScoredSamples]],
+    rules: Sequence[Rule],
+    opts: EvalOptions,
+    n_boot: int,
+    has_ood: bool,
+) -> BootstrapResult:
+    """Paired resamples of baseline (model 0) and candidate (model 1); with OOD samples
+    every view, ID and OOD samples resampled together."""
+    assert opts.scores is not None
+    kw: dict[str, Any] = {
+        "metrics": [r.metric for r in rules],
+        "scores": opts.scores,
+        "convention": opts.convention,
+        "n_boot": n_boot,
+        "seed": opts.seed,
+    }
+    scored = [s for _, s in models]
+    if not has_ood:
+        return bootstrap_metrics(scored, **kw)
+    oods = [p.ood[s.index] for p, s in models]
+    return bootstrap_views(scored, oods, cost=opts.ood_cost, **kw)
 
 
 # --------------------------------------------------------------------------- output
@@ -631,7 +918,13 @@ def to_junit(report: GateReport) -> str:
 
 
 def gate_document(report: GateReport) -> dict[str, Any]:
-    """JSON form of the verdicts (fractions)."""
+    """JSON form of the verdicts (fractions).
+
+    ``status`` is the run's outcome (``passed``, ``failed``, or ``accepted`` with
+    ``--update-baseline``, as the table's title says); ``passed`` whether every rule
+    passed. Each rule's ``tolerance`` is in display units (``tolerance_unit``) and
+    ``tolerance_fraction`` in the units of the values.
+    """
 
     from sc_eval.report import json_safe
 
@@ -639,7 +932,9 @@ def gate_document(report: GateReport) -> dict[str, Any]:
         {
             "schema": "sc-eval/gate",
             "version": 1,
+            "status": report.outcome,
             "passed": report.passed,
+            "updated_baseline": report.updated_baseline,
             "candidate": report.candidate,
             "baseline": report.baseline,
             "baseline_kind": report.baseline_kind,
@@ -651,6 +946,7 @@ def gate_document(report: GateReport) -> dict[str, Any]:
                     "score": v.rule.score,
                     "tolerance": v.rule.tolerance,
                     "tolerance_unit": "percentage points" if v.rule.scale == 100.0 else "raw",
+                    "tolerance_fraction": v.rule.tolerance / v.rule.scale,
                     "higher_is_better": v.rule.higher_is_better,
                     "baseline": v.baseline,
                     "candidate": v.candidate,

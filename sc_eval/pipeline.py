@@ -22,23 +22,26 @@ import numpy as np
 
 from sc_eval import progress
 from sc_eval.curves import sort_scores
-from sc_eval.errors import InputError, UsageError
+from sc_eval.errors import InputError, ScEvalWarning, UsageError, unknown_name
 from sc_eval.io import Predictions, labels_sha256, predictions_from_arrays
 from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
     MODEL_METRICS,
     Curves,
+    Metric,
     SampleStats,
     get_convention,
     get_metric,
 )
-from sc_eval.ood import add_views, check_cost, check_ood_tuning
+from sc_eval.ood import add_views, check_cost, check_ood_tuning, view_intervals
 from sc_eval.scores import (
     RowStats,
     check_scores_for_input,
     default_scores,
     get_score,
 )
+from sc_eval.stats import EvaluationIntervals, evaluation_intervals
+from sc_eval.tuning import tune
 
 __all__ = [
     "DEFAULT_COVERAGES",
@@ -47,12 +50,14 @@ __all__ = [
     "EvalOptions",
     "Evaluation",
     "ScEvalWarning",
+    "ScoreReport",
     "ScoreResult",
     "ScoredSamples",
     "evaluate",
     "evaluate_predictions",
     "evaluate_scored",
     "evaluate_source",
+    "evaluate_sources",
     "get_nan_policy",
     "restrict_evaluation",
     "score_samples",
@@ -63,10 +68,6 @@ DEFAULT_RISKS: tuple[float, ...] = (0.01, 0.05)
 RESULT_SCHEMA = "sc-eval/result"
 RESULT_VERSION = 1
 CHUNK_BYTES = 4 * 1024 * 1024
-
-
-class ScEvalWarning(UserWarning):
-    """A problem worth telling the user about that does not stop the run."""
 
 
 # --------------------------------------------------------------------------- per-sample pass
@@ -165,28 +166,22 @@ class NanPolicy:
     name : str
     keeps_rows : bool
         True when such rows stay in the evaluation (as errors ranked last).
-    summary : str
-        One line for ``--help`` and the docs.
     """
 
     name: str
     keeps_rows: bool
-    summary: str
 
 
 NAN_POLICIES: dict[str, NanPolicy] = {
     p.name: p
     for p in (
-        NanPolicy("refuse", False, "stop with an error naming the count and the first row"),
-        NanPolicy(
-            "drop", False, "evaluate the other rows only; the count is reported in the notes"
-        ),
-        NanPolicy(
-            "rank-last",
-            True,
-            "keep the rows as wrong predictions with the lowest confidence (rejected first; "
-            "a uniform prediction for ece/nll/brier); the count is reported in the notes",
-        ),
+        # refuse: an error naming the count and the first row
+        NanPolicy("refuse", keeps_rows=False),
+        # drop: evaluate the other rows only; the count is reported in the notes
+        NanPolicy("drop", keeps_rows=False),
+        # rank-last: wrong predictions with the lowest confidence (rejected first; a
+        # uniform prediction for ece/nll/brier); the count is reported in the notes
+        NanPolicy("rank-last", keeps_rows=True),
     )
 }
 """Registry of ``--nan-policy`` values."""
@@ -195,8 +190,6 @@ NAN_POLICIES: dict[str, NanPolicy] = {
 def get_nan_policy(name: str) -> NanPolicy:
     """Look up a NaN policy (``UsageError`` with the closest name otherwise)."""
     if name not in NAN_POLICIES:
-        from sc_eval.errors import unknown_name
-
         raise unknown_name("--nan-policy", name, NAN_POLICIES)
     return NAN_POLICIES[name]
 
@@ -349,7 +342,7 @@ def score_samples(
 
     correct = cat("correct")
     if preds.has_logits and preds.n >= 16:
-        _warn_if_probabilities(preds, parts)
+        _warn_if_probabilities(preds)
     scored = ScoredSamples(
         errors=~correct,
         keys={n: cat("key:" + n) for n in names},
@@ -372,7 +365,7 @@ def score_samples(
     return scored
 
 
-def _warn_if_probabilities(preds: Predictions, parts: list[dict[str, Any]]) -> None:
+def _warn_if_probabilities(preds: Predictions) -> None:
     head = np.asarray(preds.values.rows(0, min(preds.n, 1024)), dtype=np.float64)
     if head.min() >= 0 and head.max() <= 1 and np.allclose(head.sum(axis=1), 1, atol=1e-3):
         warnings.warn(
@@ -428,6 +421,14 @@ class Evaluation:
     #: set on a test set with OOD samples: ``n_id``, ``n_ood``, ``cost`` (see sc_eval.ood)
     ood: dict[str, Any] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval score SOURCE --format json`` for this one result
+        (``results[0]`` is the evaluation, as ``gate`` reads a baseline)."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.report import result_document
+
+        return result_document([self])
+
     def metric(self, score: str, metric: str) -> float:
         """One value: a selective metric of ``score`` or a model metric (``acc`` …)."""
         if metric in self.model_metrics:
@@ -435,16 +436,53 @@ class Evaluation:
         return self.scores[score].metrics[metric]
 
 
+def resolve_metrics(
+    metrics: Sequence[str], coverages: Sequence[float], risks: Sequence[float]
+) -> tuple[Metric, ...]:
+    """The selective metrics of an evaluation, resolved once: ``metrics`` (model metrics
+    skipped), then ``risk@cov=c`` for each coverage and ``cov@risk=r`` for each risk.
+
+    A metric's name is its canonical form (coverages and risks to 6 significant
+    digits, e.g. ``risk@cov=0.9``), and its value is computed at that canonical
+    coverage or risk; a name given twice is kept once.
+
+    Raises
+    ------
+    UsageError
+        An unknown metric, a coverage outside (0, 1] or a risk outside [0, 1], or two
+        different values with the same canonical name (``0.9000001`` and ``0.9000002``).
+    """
+    out: dict[str, Metric] = {}
+    for name in metrics:
+        if name not in MODEL_METRICS:
+            m = get_metric(name)
+            out.setdefault(m.name, m)
+    for family, values in (("risk@cov", coverages), ("cov@risk", risks)):
+        given: dict[str, float] = {}
+        for value in map(float, values):
+            name = get_metric(f"{family}={value!r}").name  # range-checked; canonical name
+            if given.setdefault(name, value) != value:
+                what = "coverages" if family == "risk@cov" else "risks"
+                raise UsageError(
+                    f"{what} {given[name]!r} and {value!r} are the same metric {name} "
+                    f"({what} are named to 6 significant digits); give distinct values"
+                )
+            if name not in out:
+                out[name] = get_metric(name)  # computed at the value its name says
+    return tuple(out.values())
+
+
 def selective_metric_names(
     metrics: Sequence[str], coverages: Sequence[float], risks: Sequence[float]
 ) -> tuple[str, ...]:
-    """Full list of selective metric names including the coverage/risk families."""
-    names = [m for m in metrics if m not in MODEL_METRICS]
-    names += [get_metric(f"risk@cov={c}").name for c in coverages]  # parsed: validated
-    names += [get_metric(f"cov@risk={r}").name for r in risks]
-    for n in names:
-        get_metric(n)
-    return tuple(dict.fromkeys(names))
+    """Names of :func:`resolve_metrics`."""
+    return tuple(m.name for m in resolve_metrics(metrics, coverages, risks))
+
+
+def _canonical(family: str, values: Sequence[float]) -> tuple[float, ...]:
+    """Coverages or risks at the precision of their metric names (see :func:`resolve_metrics`)."""
+    names = (get_metric(f"{family}={float(v)!r}").name for v in values)
+    return tuple(float(name.partition("=")[2]) for name in names)
 
 
 def evaluate_scored(
@@ -464,8 +502,8 @@ def evaluate_scored(
 ) -> Evaluation:
     """Turn per-sample vectors into metric values (one sort per score)."""
     conv = get_convention(convention)
-    names = selective_metric_names(metrics, coverages, risks)
-    specs = [get_metric(n) for n in names]
+    specs = resolve_metrics(metrics, coverages, risks)
+    names = tuple(m.name for m in specs)
     results: dict[str, ScoreResult] = {}
     tied = []
     for score, key in scored.keys.items():
@@ -491,8 +529,8 @@ def evaluate_scored(
         convention=convention,
         model_metrics=model,
         scores=results,
-        coverages=tuple(coverages),
-        risks=tuple(risks),
+        coverages=_canonical("risk@cov", coverages),
+        risks=_canonical("cov@risk", risks),
         metric_names=names,
         tuning=tuning,
         notes=(*notes, *_degenerate_notes(scored, tied)),
@@ -511,67 +549,58 @@ def _degenerate_notes(scored: ScoredSamples, tied: Sequence[str]) -> list[str]:
     return out
 
 
-def evaluate_predictions(
-    preds: Predictions,
-    *,
-    scores: Sequence[str] | None = None,
-    params: Mapping[str, Mapping[str, float]] | None = None,
-    metrics: Sequence[str] = DEFAULT_SELECTIVE,
-    coverages: Sequence[float] = DEFAULT_COVERAGES,
-    risks: Sequence[float] = DEFAULT_RISKS,
-    convention: str = "mean",
-    chunk_size: int | None = None,
-    tune_split: float | None = None,
-    val: Predictions | None = None,
-    seed: int = 0,
-    nan_policy: str = "refuse",
-    ood_cost: float = 1.0,
-) -> Evaluation:
-    """Evaluate a loaded :class:`~sc_eval.io.Predictions` (see :func:`evaluate`)."""
-    opts = EvalOptions(
-        scores=None if scores is None else tuple(scores),
-        params=params or {},
-        metrics=tuple(metrics),
-        coverages=tuple(coverages),
-        risks=tuple(risks),
-        convention=convention,
-        chunk_size=chunk_size,
-        tune_split=tune_split,
-        val=val,
-        seed=seed,
-        nan_policy=nan_policy,
-        ood_cost=ood_cost,
-    )
-    return evaluate_source(preds, opts)[0]
-
-
 @dataclass(frozen=True)
 class EvalOptions:
-    """Everything that decides how sources are evaluated (shared by score/compare/gate).
+    """Everything that decides how sources are evaluated: the one list of the options of
+    :func:`evaluate`, :func:`evaluate_predictions`, ``sc-eval score``, ``compare`` and
+    ``gate``.
+
+    Names are checked once, here: constructing options with an unknown score, metric,
+    convention or NaN policy, a coverage or risk out of range, or an OOD cost out of
+    range raises :class:`~sc_eval.errors.UsageError`; sequences are stored as tuples,
+    the convention and NaN policy by their canonical names.
 
     Attributes
     ----------
-    scores, params, metrics, coverages, risks, convention, chunk_size
-        As in :func:`evaluate` (``scores=None``: the default set for the input's kind).
+    scores : sequence of str or None
+        Names from :data:`sc_eval.scores.SCORES`; None: the default set for the
+        input's kind (:data:`~sc_eval.scores.DEFAULT_SCORES` for logits, its
+        probability-based members for probabilities).
+    params : mapping
+        Fixed score parameters, e.g. ``{"maxlogit-pnorm": {"p": 4}}``.
+    metrics : sequence of str
+        Selective metric names (model metrics are always computed; named here they
+        become columns of a comparison).
+    coverages, risks : sequence of float
+        Add ``risk@cov=c`` and ``cov@risk=r`` for each value (see :func:`resolve_metrics`).
+    convention : {"mean", "trapezoid", "torch-uncertainty"}
+        Discretisation of the area metrics.
+    chunk_size : int or None
+        Rows scored at a time (default: about 4 MiB of float64).
     tune_split : float or None
-        Fraction of each source held out (seeded) to tune the tunable scores;
-        every score is then reported on the remaining samples only.
+        Tune ``maxlogit-pnorm``, ``msp-pnorm`` and ``msp-ts`` on this seeded random
+        fraction of each source (see :mod:`sc_eval.tuning`); every score is then
+        evaluated on the remaining samples only.
     val : Predictions or None
-        A separate tuning file (instead of ``tune_split``).
+        Tune on these predictions instead (e.g.
+        ``sc_eval.io.predictions_from_arrays(val_logits, val_labels)``); the source is
+        then evaluated whole.
     seed : int
-        Seed of the tuning split (and of the bootstrap).
+        Seed of the tuning split (and of a comparison's bootstrap).
     nan_policy : {"refuse", "drop", "rank-last"}
-        Rows holding NaN or ±Inf (see :data:`NAN_POLICIES`).
+        Rows with NaN or ±Inf: an :class:`~sc_eval.errors.InputError` (default),
+        dropped, or kept as errors ranked last (see :func:`score_samples`). Dropped
+        or kept rows are counted in ``Evaluation.notes``.
     ood_cost : float
-        ``β``: the SCOD residual of an accepted OOD sample (misclassification = 1);
-        only used on test sets with OOD samples (see :mod:`sc_eval.ood`).
+        ``β``: on a test set with OOD samples (label ``-1``), the SCOD cost of
+        accepting one, a misclassification costing 1 (see :mod:`sc_eval.ood`).
     """
 
-    scores: tuple[str, ...] | None = None
+    scores: Sequence[str] | None = None
     params: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    metrics: tuple[str, ...] = DEFAULT_SELECTIVE
-    coverages: tuple[float, ...] = DEFAULT_COVERAGES
-    risks: tuple[float, ...] = DEFAULT_RISKS
+    metrics: Sequence[str] = DEFAULT_SELECTIVE
+    coverages: Sequence[float] = DEFAULT_COVERAGES
+    risks: Sequence[float] = DEFAULT_RISKS
     convention: str = "mean"
     chunk_size: int | None = None
     tune_split: float | None = None
@@ -580,9 +609,42 @@ class EvalOptions:
     nan_policy: str = "refuse"
     ood_cost: float = 1.0
 
+    def __post_init__(self) -> None:
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.scores is not None:
+            put("scores", tuple(self.scores))
+            for name in self.scores:
+                get_score(name)
+        put("params", self.params if self.params is not None else {})
+        put("metrics", tuple(self.metrics))
+        put("coverages", tuple(self.coverages))
+        put("risks", tuple(self.risks))
+        resolve_metrics(self.metrics, self.coverages, self.risks)
+        put("convention", get_convention(self.convention).name)
+        put("nan_policy", get_nan_policy(self.nan_policy).name)
+        put("ood_cost", check_cost(self.ood_cost))
+
     @property
     def tuning_requested(self) -> bool:
         return self.tune_split is not None or self.val is not None
+
+    @classmethod
+    def of(cls, options: EvalOptions | None = None, **changes: Any) -> EvalOptions:
+        """``options`` (default: the defaults) with ``changes``, each the name of an
+        attribute (``TypeError`` otherwise, like any misspelt keyword)."""
+        return dataclasses.replace(options or cls(), **changes)
+
+
+def evaluate_predictions(
+    preds: Predictions, options: EvalOptions | None = None, **changes: Any
+) -> Evaluation:
+    """Evaluate a loaded :class:`~sc_eval.io.Predictions`.
+
+    ``options`` and the keywords ``changes`` are as in :func:`evaluate`.
+    """
+    return evaluate_source(preds, EvalOptions.of(options, **changes))[0]
 
 
 def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, ScoredSamples]:
@@ -592,9 +654,6 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     :func:`sc_eval.tuning.tune` and all scores are evaluated on the samples
     that tuning did not see.
     """
-    get_convention(opts.convention)
-    get_nan_policy(opts.nan_policy)
-    check_cost(opts.ood_cost)
     check_ood_tuning(preds, opts)
     if opts.scores is None:  # the default set for this input's kind
         opts = dataclasses.replace(opts, scores=default_scores(has_logits=preds.has_logits))
@@ -604,8 +663,6 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     tuned: tuple[str, ...] = ()
     info: dict[str, Any] | None = None
     if opts.tuning_requested:
-        from sc_eval.tuning import tune
-
         t = tune(preds, opts)
         params, eval_index, tuned, info = t.params, t.eval_index, t.tuned, t.info
     scored = score_samples(
@@ -618,6 +675,68 @@ def evaluate_source(preds: Predictions, opts: EvalOptions) -> tuple[Evaluation, 
     if eval_index is not None:
         scored = scored.take(scored.positions(eval_index))
     return _evaluation(preds, scored, opts, tuned, info), scored
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """The result of :func:`evaluate_sources` (``sc-eval score``): one evaluation per
+    source and, with a bootstrap, the percentile intervals of each."""
+
+    evaluations: tuple[Evaluation, ...]
+    intervals: tuple[EvaluationIntervals, ...] | None = None
+    #: Per-sample vectors of each source (for plots).
+    samples: tuple[ScoredSamples, ...] = field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval score --format json``."""
+        # the document is built by the renderer, which imports this module
+        from sc_eval.report import result_document
+
+        return result_document(self.evaluations, intervals=self.intervals)
+
+
+def evaluate_sources(
+    preds: Sequence[Predictions],
+    options: EvalOptions,
+    *,
+    vals: Sequence[Predictions] | None = None,
+    n_boot: int = 0,
+    confidence: float = 0.95,
+) -> ScoreReport:
+    """Evaluate each source with ``options`` (``sc-eval score``).
+
+    Parameters
+    ----------
+    preds : sequence of Predictions
+    options : EvalOptions
+    vals : sequence of Predictions, optional
+        One validation file per source, in order: each source's tunable scores are
+        tuned on its own (instead of ``options.val``).
+    n_boot : int
+        Bootstrap resamples for percentile intervals of every metric (0: none), seeded
+        by ``options.seed``; with OOD samples every view is resampled together.
+    confidence : float
+        Coverage of the intervals.
+    """
+    if vals is not None and len(vals) != len(preds):
+        raise UsageError(f"give one validation file per source: {len(preds)} sources, "
+                         f"{len(vals)} validation files")  # fmt: skip
+    per_source = (
+        [options] * len(preds)
+        if vals is None
+        else [dataclasses.replace(options, val=v, tune_split=None) for v in vals]
+    )
+    results = [evaluate_source(p, o) for p, o in zip(preds, per_source, strict=True)]
+    intervals = None
+    if n_boot:
+        ci: dict[str, Any] = {"n_boot": n_boot, "seed": options.seed, "confidence": confidence}
+        intervals = tuple(
+            view_intervals(ev, s, p.ood[s.index], **ci)
+            if ev.ood is not None
+            else evaluation_intervals(ev, s, **ci)
+            for p, (ev, s) in zip(preds, results, strict=True)
+        )
+    return ScoreReport(tuple(ev for ev, _ in results), intervals, tuple(s for _, s in results))
 
 
 def _evaluation(
@@ -691,17 +810,8 @@ def evaluate(
     labels: Any = None,
     *,
     probs: Any = None,
-    scores: Sequence[str] | None = None,
-    params: Mapping[str, Mapping[str, float]] | None = None,
-    metrics: Sequence[str] = DEFAULT_SELECTIVE,
-    coverages: Sequence[float] = DEFAULT_COVERAGES,
-    risks: Sequence[float] = DEFAULT_RISKS,
-    convention: str = "mean",
-    tune_split: float | None = None,
-    val: Predictions | None = None,
-    seed: int = 0,
-    nan_policy: str = "refuse",
-    ood_cost: float = 1.0,
+    options: EvalOptions | None = None,
+    **changes: Any,
 ) -> Evaluation:
     """Evaluate selective classification of in-memory predictions.
 
@@ -712,34 +822,14 @@ def evaluate(
     labels : array-like of int, shape (N,)
     probs : array-like, shape (N, C), optional
         Probabilities; only probability-based scores are then allowed.
-    scores : sequence of str, optional
-        Names from :data:`sc_eval.scores.SCORES`; default
-        :data:`~sc_eval.scores.DEFAULT_SCORES` for logits, its probability-based
-        members for probabilities.
-    params : mapping, optional
-        Fixed score parameters, e.g. ``{"maxlogit-pnorm": {"p": 4}}``.
-    metrics : sequence of str
-        Selective metric names (model metrics are always computed).
-    coverages, risks : sequence of float
-        Add ``risk@cov=c`` and ``cov@risk=r`` for each value.
-    convention : {"mean", "trapezoid", "torch-uncertainty"}
-        Discretisation of the area metrics.
-    tune_split : float, optional
-        Tune ``maxlogit-pnorm``, ``msp-pnorm`` and ``msp-ts`` on this seeded random
-        fraction of the samples (see :mod:`sc_eval.tuning`); every score is then
-        evaluated on the remaining samples only.
-    val : Predictions, optional
-        Tune on these predictions instead (e.g.
-        ``sc_eval.io.predictions_from_arrays(val_logits, val_labels)``).
-    seed : int
-        Seed of the tuning split.
-    nan_policy : {"refuse", "drop", "rank-last"}
-        Rows with NaN or ±Inf: an :class:`~sc_eval.errors.InputError` (default),
-        dropped, or kept as errors ranked last; see :func:`score_samples`.
-        Dropped or kept rows are counted in ``Evaluation.notes``.
-    ood_cost : float
-        On a test set with OOD samples (label ``-1``): the SCOD cost ``β`` of
-        accepting one, a misclassification costing 1 (see :mod:`sc_eval.ood`).
+    options : EvalOptions, optional
+        How to evaluate (scores, metrics, coverages, convention, tuning, NaN policy …);
+        default ``EvalOptions()``.
+    **changes
+        Attributes of :class:`EvalOptions` to set instead, e.g. ``scores=["msp"]``,
+        ``params={"maxlogit-pnorm": {"p": 4}}``, ``convention="trapezoid"``,
+        ``tune_split=0.1``, ``val=...``, ``seed``, ``nan_policy``, ``ood_cost``,
+        ``chunk_size`` (each documented there).
 
     Returns
     -------
@@ -752,6 +842,8 @@ def evaluate(
         ``nan_policy="refuse"``, probabilities that do not sum to 1.
     UsageError
         Unknown score, metric, convention or NaN policy; bad coverages/risks.
+    TypeError
+        A keyword that is not an attribute of :class:`EvalOptions`.
 
     Examples
     --------
@@ -761,20 +853,7 @@ def evaluate(
     >>> round(ev.model_metrics["acc"], 4), round(ev.scores["maxlogit"].metrics["aurc"], 4)
     (0.6667, 0.2778)
     """
+    opts = EvalOptions.of(options, **changes)
     if labels is None:
         raise UsageError("evaluate() needs labels")
-    preds = predictions_from_arrays(logits, labels, probs=probs)
-    return evaluate_predictions(
-        preds,
-        scores=scores,
-        params=params,
-        metrics=metrics,
-        coverages=coverages,
-        risks=risks,
-        convention=convention,
-        tune_split=tune_split,
-        val=val,
-        seed=seed,
-        nan_policy=nan_policy,
-        ood_cost=ood_cost,
-    )
+    return evaluate_predictions(predictions_from_arrays(logits, labels, probs=probs), opts)

@@ -36,10 +36,13 @@ limits illustrated in the case of the binomial*. Biometrika 26(4).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import math
+import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +50,13 @@ from typing import Any
 import numpy as np
 
 from sc_eval.curves import SortedScores, sort_scores
-from sc_eval.errors import UsageError
+from sc_eval.errors import ScEvalWarning, UsageError
+from sc_eval.io import Predictions, labels_sha256
+from sc_eval.ood import check_ood_tuning
+from sc_eval.pipeline import EvalOptions, ScoredSamples, get_nan_policy, score_samples
+from sc_eval.scores import check_scores_for_input, get_score
+from sc_eval.sources import KeyOptions, load_source
+from sc_eval.tuning import tune
 
 __all__ = [
     "FORMATS",
@@ -62,6 +71,7 @@ __all__ = [
     "data_sha256",
     "render",
     "risk_bound_at_coverage",
+    "select_threshold",
     "select_with_guaranteed_risk",
 ]
 
@@ -499,6 +509,10 @@ class ThresholdResult:
     def feasible(self) -> bool:
         return self.control.feasible
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``sc-eval threshold --format json``."""
+        return result_dict(self)
+
     def guarantee(self) -> str:
         """The promise in one sentence (empty when infeasible)."""
         c = self.control
@@ -529,7 +543,7 @@ def ood_line(r: ThresholdResult) -> str:
     )
 
 
-def data_sha256(preds: Any, *, chunk_size: int = 65536) -> str:
+def data_sha256(preds: Predictions, *, chunk_size: int = 65536) -> str:
     """SHA-256 of a predictions source's values (row-major, as loaded) and labels."""
     h = hashlib.sha256()
     h.update(preds.kind.encode())
@@ -540,21 +554,19 @@ def data_sha256(preds: Any, *, chunk_size: int = 65536) -> str:
 
 
 def _score_keys(
-    preds: Any,
+    preds: Predictions,
     score: str,
     params: Mapping[str, float],
     chunk_size: int | None,
     nan_policy: str = "refuse",
-) -> Any:
-    from sc_eval.pipeline import score_samples
-
+) -> ScoredSamples:
     return score_samples(
         preds, scores=[score], params={score: params}, chunk_size=chunk_size, nan_policy=nan_policy
     )
 
 
 def calibrate(
-    preds: Any,
+    preds: Predictions,
     *,
     score: str = "msp",
     params: Mapping[str, float] | None = None,
@@ -596,9 +608,6 @@ def calibrate(
     -------
     ThresholdResult
     """
-    from sc_eval.io import labels_sha256
-    from sc_eval.scores import get_score
-
     if (target_risk is None) == (target_coverage is None):
         raise UsageError("give exactly one of --target-risk and --target-coverage")
     resolved = get_score(score).resolve(params)
@@ -635,7 +644,7 @@ def calibrate(
 
 
 def evaluate_on(
-    preds: Any,
+    preds: Predictions,
     *,
     score: str,
     params: Mapping[str, float],
@@ -649,6 +658,158 @@ def evaluate_on(
     accept = keys >= key
     m, k = int(accept.sum()), int(errors[accept].sum())
     return TestOutcome(preds.name, scored.n, m, k, clopper_pearson(k, m))
+
+
+def select_threshold(
+    source: Predictions | str | os.PathLike[str],
+    *,
+    score: str = "msp",
+    params: Mapping[str, float] | None = None,
+    target_risk: float | None = None,
+    target_coverage: float | None = None,
+    delta: float = 0.05,
+    test: Predictions | str | os.PathLike[str] | None = None,
+    tune_split: float | None = None,
+    val: Predictions | str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    nan_policy: str = "refuse",
+    keys: KeyOptions | None = None,
+) -> ThresholdResult:
+    """A rejection threshold with a risk guarantee, tuned and checked (``sc-eval threshold``).
+
+    Parameters
+    ----------
+    source : Predictions, or a predictions file (read with ``keys``)
+        Calibration predictions, i.i.d. with the deployment data.
+    score : str
+        The one confidence score to certify (see :data:`sc_eval.scores.SCORES`).
+    params : mapping, optional
+        Fixed parameters of ``score`` (e.g. ``{"p": 2}``); a tuned parameter not fixed
+        here is chosen on the tuning data.
+    target_risk, target_coverage : float
+        Exactly one: certify this selective risk (SGR: the largest coverage whose
+        bound is at most it), or bound the selective risk at this coverage.
+    delta : float
+        Failure probability of the guarantee (confidence ``1 - delta``).
+    test : Predictions or a file, optional
+        Held-out predictions on which the threshold's coverage and risk are measured
+        (``ThresholdResult.test``); a warning says when they are the calibration data
+        or exceed the target beyond chance.
+    tune_split : float, optional
+        Tune ``score``'s free parameters on this seeded fraction of ``source`` and
+        calibrate on the rest (the guarantee stays valid).
+    val : Predictions or a file, optional
+        Tune on this separate file instead (refused when it is the calibration data).
+    seed : int
+        Seed of the tuning split.
+    chunk_size, nan_policy
+        As in :func:`sc_eval.pipeline.score_samples`.
+
+    Returns
+    -------
+    ThresholdResult
+        ``feasible`` is False when no threshold meets ``target_risk`` (``control.best``
+        is then the lowest bound found).
+
+    Raises
+    ------
+    UsageError
+        Both or neither target, a target or ``delta`` out of range, an unknown score
+        or one that needs logits on probabilities, a test file with other classes,
+        tuning on the calibration data.
+    """
+    if (target_risk is None) == (target_coverage is None):
+        raise UsageError("give exactly one of --target-risk and --target-coverage")
+    if target_risk is not None and not 0.0 <= target_risk <= 1.0:
+        raise UsageError(f"--target-risk must be in [0, 1], got {target_risk}")
+    if target_coverage is not None and not 0.0 < target_coverage <= 1.0:
+        raise UsageError(f"--target-coverage must be in (0, 1], got {target_coverage}")
+    if not 0.0 < delta < 1.0:
+        raise UsageError(f"--delta must be in (0, 1), got {delta}")
+    nan_policy = get_nan_policy(nan_policy).name
+    get_score(score)
+    keys = keys or KeyOptions()
+    cal = _load(source, keys)
+    check_scores_for_input([score], has_logits=cal.has_logits)
+    test_preds = None if test is None else _load(test, keys)
+    if test_preds is not None and test_preds.num_classes != cal.num_classes:
+        raise UsageError(
+            f"{test_preds.name}: {test_preds.num_classes} classes, but the calibration file "
+            f"has {cal.num_classes}"
+        )
+    fixed = dict(params or {})
+    tuned, index, tuning = False, None, None
+    if tune_split is not None or val is not None:
+        val_preds = None if val is None else _load(val, keys)
+        opts = EvalOptions(
+            scores=(score,), params={score: fixed}, tune_split=tune_split, val=val_preds, seed=seed
+        )
+        check_ood_tuning(cal, opts)
+        if val_preds is not None and data_sha256(val_preds) == data_sha256(cal):
+            raise UsageError(
+                f"--val {val_preds.name} holds the calibration predictions; tuning on them "
+                "would void the guarantee (use --tune-split or another file)"
+            )
+        t = tune(cal, opts)
+        fixed, index, tuning, tuned = t.params[score], t.eval_index, t.info, score in t.tuned
+    result = calibrate(
+        cal,
+        score=score,
+        params=fixed,
+        tuned=tuned,
+        index=index,
+        tuning=tuning,
+        target_risk=target_risk,
+        target_coverage=target_coverage,
+        delta=delta,
+        chunk_size=chunk_size,
+        nan_policy=nan_policy,
+    )
+    if test_preds is None or not result.feasible:
+        return result
+    return _tested(result, test_preds, target_risk, chunk_size, nan_policy)
+
+
+def _load(source: Predictions | str | os.PathLike[str], keys: KeyOptions) -> Predictions:
+    return source if isinstance(source, Predictions) else load_source(source, keys=keys)
+
+
+def _tested(
+    result: ThresholdResult,
+    test: Predictions,
+    target_risk: float | None,
+    chunk_size: int | None,
+    nan_policy: str,
+) -> ThresholdResult:
+    """``result`` with its outcome on ``test``, warning when that is no independent check
+    or when the test risk exceeds the target beyond chance."""
+    if data_sha256(test) == result.data_sha256:
+        warnings.warn(
+            f"{test.name} holds the same predictions as the calibration file; "
+            "its numbers are not an independent check",
+            ScEvalWarning,
+            stacklevel=3,
+        )
+    outcome = evaluate_on(
+        test,
+        score=result.score,
+        params=result.params,
+        key=result.control.key,
+        chunk_size=chunk_size,
+        nan_policy=nan_policy,
+    )
+    low = outcome.risk_interval[0]
+    if target_risk is not None and outcome.accepted and low > target_risk:
+        warnings.warn(
+            f"{test.name}: the selective risk on test, {100 * outcome.risk:.2f}%, is above the "
+            f"target {100 * target_risk:.2f}% beyond chance (its 95% interval starts at "
+            f"{100 * low:.2f}%): the test data may not come from the calibration "
+            "distribution, which the guarantee assumes",
+            ScEvalWarning,
+            stacklevel=3,
+        )
+    return dataclasses.replace(result, test=outcome)
 
 
 # --------------------------------------------------------------------------- renderers

@@ -52,7 +52,7 @@ import numpy as np
 
 from sc_eval import progress
 from sc_eval.curves import sort_scores
-from sc_eval.errors import InputError, UsageError
+from sc_eval.errors import InputError, ScEvalWarning, UsageError
 from sc_eval.metrics import Curves, get_convention
 from sc_eval.scores import (
     MSP_FALLBACK,
@@ -316,7 +316,7 @@ def _tune_aurc(
             f"{score.name}: the tuning split has {what} samples, so AURC cannot choose "
             "parameters; kept the defaults"
         )
-        warnings.warn(why, _warning_class(), stacklevel=4)
+        warnings.warn(why, ScEvalWarning, stacklevel=4)
         return _Choice(score.resolve(fixed), False, {"fixed": sorted(fixed)}, why)
     candidates = _grid(score, rows, fixed)
     aurcs = []
@@ -364,18 +364,12 @@ def _tune_nll(
     note = None
     if at_bound:
         note = f"{score.name}: the NLL-optimal temperature lies at the search bound T={t:g}"
-        warnings.warn(note, _warning_class(), stacklevel=4)
+        warnings.warn(note, ScEvalWarning, stacklevel=4)
     return _Choice(score.resolve({**fixed, "T": t}), True, details, note)
 
 
 TunerFn = Callable[[Score, np.ndarray, np.ndarray, np.ndarray, dict[str, float]], _Choice]
 TUNERS: dict[str, TunerFn] = {"aurc": _tune_aurc, "nll": _tune_nll}
-
-
-def _warning_class() -> type[Warning]:
-    from sc_eval.pipeline import ScEvalWarning
-
-    return ScEvalWarning
 
 
 # --------------------------------------------------------------------------- entry point
@@ -521,7 +515,7 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
         warnings.warn(
             "tuning was requested but none of the scores is tunable "
             f"(maxlogit-pnorm, msp-pnorm, msp-ts): {effect}",
-            _warning_class(),
+            ScEvalWarning,
             stacklevel=3,
         )
     if notes:

@@ -219,6 +219,41 @@ def test_update_baseline_round_trip(files, tmp_path):
     assert again.exit_code == 0, again.output
 
 
+def test_json_status_agrees_with_the_table_under_update_baseline(files, tmp_path):
+    """The table says ACCEPTED, the JSON status says accepted; ``passed`` stays what the
+    rules say (the worse model fails them) and the run exits 0."""
+    bj = tmp_path / "b.json"
+    bj.write_text(files["json"].read_text())
+    table = gate(str(files["worse"]), "--baseline", str(bj), "--update-baseline")
+    assert table.exit_code == 0 and "ACCEPTED" in table.stdout
+    bj.write_text(files["json"].read_text())
+    r = gate(str(files["worse"]), "--baseline", str(bj), "--update-baseline", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "accepted" and doc["updated_baseline"] is True
+    assert doc["passed"] is False and not doc["rules"][0]["passed"]
+    failed = json.loads(
+        gate(str(files["worse"]), "--baseline", str(files["json"]), "-f", "json").stdout
+    )
+    assert failed["status"] == "failed" and failed["passed"] is False
+    assert failed["updated_baseline"] is False
+
+
+def test_json_tolerance_fraction(files):
+    r = gate(
+        str(files["base"]), "--baseline", str(files["json"]), "--metric", "aurc,nll",
+        "--score", "msp", "--tolerance", "aurc=0.5,nll=0.25", "-f", "json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "passed" and doc["passed"] is True
+    aurc, nll = doc["rules"]
+    assert aurc["tolerance"] == 0.5 and aurc["tolerance_unit"] == "percentage points"
+    assert aurc["tolerance_fraction"] == pytest.approx(0.005)
+    assert nll["tolerance"] == 0.25 and nll["tolerance_unit"] == "raw"
+    assert nll["tolerance_fraction"] == 0.25
+
+
 def test_update_baseline_refused_for_predictions_baseline(files):
     r = gate(str(files["worse"]), "--baseline", str(files["base"]), "--update-baseline")
     assert r.exit_code == 2 and "JSON baseline" in r.stderr

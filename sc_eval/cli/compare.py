@@ -37,6 +37,8 @@ CompareRisks = Annotated[
 @handle_errors
 @o.with_progress
 @o.with_checkpoint_options
+@o.with_keys
+@o.with_evaluation
 def compare(
     sources: Annotated[
         list[Path],
@@ -50,9 +52,7 @@ def compare(
     metrics: CompareMetrics = None,
     coverages: CompareCoverages = None,
     risks: CompareRisks = None,
-    aurc_convention: o.Convention = "mean",
-    pnorm_p: o.PnormP = None,
-    temperature: o.Temperature = None,
+    evaluation: o.EvaluationArg = None,
     tune: o.Tune = False,
     tune_split: o.TuneSplit = None,
     val: o.Vals = None,
@@ -62,14 +62,7 @@ def compare(
     fmt: o.Format = "table",
     output: o.Output = None,
     plot: o.Plot = None,
-    logits_key: o.LogitsKey = None,
-    probs_key: o.ProbsKey = None,
-    labels_key: o.LabelsKey = "labels",
-    index_key: o.IndexKey = "index",
-    ood_key: o.OodKey = "ood",
-    ood_cost: o.OodCost = 1.0,
-    chunk_size: o.ChunkSize = None,
-    nan_policy: o.NanPolicy = "refuse",
+    keys: o.KeysArg = None,
     checkpoint: o.CheckpointArg = None,
     debug: o.Debug = False,
 ) -> None:
@@ -84,7 +77,7 @@ def compare(
     from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions
     from sc_eval.report import COMPARE_FORMATS, render_comparison
-    from sc_eval.sources import KeyOptions, load_source
+    from sc_eval.sources import load_source
 
     fmt = o.check_format(fmt)
     if fmt not in COMPARE_FORMATS:
@@ -92,19 +85,14 @@ def compare(
     if len(sources) < 2:
         raise UsageError("compare needs at least two sources (the first is the reference)")
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     val_preds = o.per_source_vals(sources, val, tune, tune_split, keys)
     opts = EvalOptions(
         scores=o.score_names(scores),
-        params=o.score_params(pnorm_p, temperature),
         metrics=tuple(o.metric_names(metrics) if metrics else DEFAULT_COMPARE_METRICS),
         coverages=o.coverages(coverages) if coverages is not None else DEFAULT_COMPARE_COVERAGES,
         risks=o.risks(risks) if risks is not None else (),
-        convention=o.convention(aurc_convention),
-        chunk_size=chunk_size,
         seed=seed,
-        nan_policy=o.nan_policy(nan_policy),
-        ood_cost=ood_cost,
+        **evaluation,
         **o.tuning_options(tune, tune_split, None, keys),
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]

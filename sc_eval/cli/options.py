@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -747,6 +748,105 @@ def with_checkpoint_options(fn: Any) -> Any:
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
+
+
+# --------------------------------------------------------------------------- option bundles
+# Options that several commands share, declared once: a command names one placeholder
+# parameter (``keys: o.KeysArg = None``, ``evaluation: o.EvaluationArg = None``) and
+# its decorator puts the bundle's options in its place, then calls the command with
+# the placeholder set to what the options build. A new shared option is one line here.
+#: Annotation of the ``keys`` parameter that :func:`with_keys` fills (a KeyOptions).
+KeysArg = Any
+#: Annotation of the ``evaluation`` parameter that :func:`with_evaluation` fills.
+EvaluationArg = Any
+
+KEY_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+    ("logits_key", LogitsKey, None),
+    ("probs_key", ProbsKey, None),
+    ("labels_key", LabelsKey, "labels"),
+    ("index_key", IndexKey, "index"),
+    ("ood_key", OodKey, "ood"),
+)
+
+EVALUATION_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+    ("aurc_convention", Convention, "mean"),
+    ("pnorm_p", PnormP, None),
+    ("temperature", Temperature, None),
+    ("ood_cost", OodCost, 1.0),
+    ("chunk_size", ChunkSize, None),
+    ("nan_policy", NanPolicy, "refuse"),
+)
+
+
+def key_options(**given: Any) -> Any:
+    """A :class:`sc_eval.sources.KeyOptions` from the ``--*-key`` options."""
+    from sc_eval.sources import KeyOptions
+
+    return KeyOptions(**given)
+
+
+def evaluation_options(
+    aurc_convention: str = "mean",
+    pnorm_p: float | None = None,
+    temperature: float | None = None,
+    ood_cost: float = 1.0,
+    chunk_size: int | None = None,
+    nan_policy: str = "refuse",
+) -> dict[str, Any]:
+    """The options of :data:`EVALUATION_PARAMS` as keyword arguments of
+    :class:`~sc_eval.pipeline.EvalOptions` (and of :func:`sc_eval.gate.run_gate`)."""
+    from sc_eval.pipeline import get_nan_policy
+
+    return {
+        "convention": convention(aurc_convention),
+        "params": score_params(pnorm_p, temperature),
+        "ood_cost": ood_cost,
+        "chunk_size": chunk_size,
+        "nan_policy": get_nan_policy(nan_policy).name,
+    }
+
+
+def _bundle(
+    placeholder: str, params: tuple[tuple[str, Any, Any], ...], build: Callable[..., Any]
+) -> Callable[[Any], Any]:
+    """A decorator putting ``params`` in place of the command's ``placeholder`` parameter
+    and calling the command with ``placeholder=build(**their values)``."""
+    import functools
+    import inspect
+
+    names = [name for name, _, _ in params]
+
+    def decorate(fn: Any) -> Any:
+        sig = inspect.signature(fn, eval_str=True)
+        kept = list(sig.parameters.values())
+        at = next(i for i, p in enumerate(kept) if p.name == placeholder)
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+            for name, ann, default in params
+        ]
+        after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept[at + 1 :]]
+        new = [*kept[:at], *added, *after]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            kwargs[placeholder] = build(**given)
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=new)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in new}
+        return wrapper
+
+    return decorate
+
+
+#: ``--logits-key``, ``--probs-key``, ``--labels-key``, ``--index-key``, ``--ood-key`` in
+#: place of the command's ``keys`` parameter, which gets a KeyOptions.
+with_keys: Callable[[Any], Any] = _bundle("keys", KEY_PARAMS, key_options)
+#: ``--aurc-convention``, ``--pnorm-p``, ``--temperature``, ``--ood-cost``,
+#: ``--chunk-size``, ``--nan-policy`` in place of the command's ``evaluation`` parameter,
+#: which gets :func:`evaluation_options`' keyword arguments.
+with_evaluation: Callable[[Any], Any] = _bundle("evaluation", EVALUATION_PARAMS, evaluation_options)
 
 
 def with_progress(fn: Any) -> Any:

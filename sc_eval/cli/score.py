@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -15,6 +15,8 @@ from sc_eval.cli import options as o
 @handle_errors
 @o.with_progress
 @o.with_checkpoint_options
+@o.with_keys
+@o.with_evaluation
 def score(
     sources: Annotated[
         list[Path],
@@ -26,22 +28,13 @@ def score(
     metrics: o.Metrics = None,
     coverages: o.Coverages = None,
     risks: o.Risks = None,
-    aurc_convention: o.Convention = "mean",
-    pnorm_p: o.PnormP = None,
-    temperature: o.Temperature = None,
+    evaluation: o.EvaluationArg = None,
     tune: o.Tune = False,
     tune_split: o.TuneSplit = None,
     val: o.Vals = None,
     fmt: o.Format = "table",
     output: o.Output = None,
-    logits_key: o.LogitsKey = None,
-    probs_key: o.ProbsKey = None,
-    labels_key: o.LabelsKey = "labels",
-    index_key: o.IndexKey = "index",
-    ood_key: o.OodKey = "ood",
-    ood_cost: o.OodCost = 1.0,
-    chunk_size: o.ChunkSize = None,
-    nan_policy: o.NanPolicy = "refuse",
+    keys: o.KeysArg = None,
     bootstrap: o.Bootstrap = 0,
     seed: o.Seed = 0,
     confidence: o.Confidence = 0.95,
@@ -60,24 +53,19 @@ def score(
     import dataclasses
 
     from sc_eval.errors import UsageError
-    from sc_eval.pipeline import EvalOptions, evaluate_source
+    from sc_eval.pipeline import EvalOptions, evaluate_sources
     from sc_eval.report import render
-    from sc_eval.sources import KeyOptions, load_source
+    from sc_eval.sources import load_source
 
     o.check_format(fmt)
     o.check_outputs(output, plot=plot)
-    keys = KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
     opts = EvalOptions(
         scores=o.score_names(scores),
-        params=o.score_params(pnorm_p, temperature),
         metrics=tuple(o.metric_names(metrics)),
         coverages=o.coverages(coverages),
         risks=o.risks(risks),
-        convention=o.convention(aurc_convention),
-        chunk_size=chunk_size,
         seed=seed,
-        nan_policy=o.nan_policy(nan_policy),
-        ood_cost=ood_cost,
+        **evaluation,
         **o.tuning_options(tune, tune_split, None, keys),
     )
     vals = o.per_source_vals(sources, val, tune, tune_split, keys)
@@ -105,30 +93,13 @@ def score(
         emit(render_slices(tables, fmt), output)
         return
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
-    per_source = (
-        [opts] * len(preds) if vals is None else [dataclasses.replace(opts, val=v) for v in vals]
-    )
-    results = [evaluate_source(p, q) for p, q in zip(preds, per_source, strict=True)]
-    evals = [ev for ev, _ in results]
-    extra: dict[str, object] = {}
-    if bootstrap:
-        from sc_eval.ood import view_intervals
-        from sc_eval.stats import evaluation_intervals
-
-        ci: dict[str, Any] = {"n_boot": bootstrap, "seed": seed, "confidence": confidence}
-        extra["intervals"] = [
-            view_intervals(ev, s, p.ood[s.index], **ci)
-            if ev.ood is not None
-            else evaluation_intervals(ev, s, **ci)
-            for p, (ev, s) in zip(preds, results, strict=True)
-        ]
+    report = evaluate_sources(preds, opts, vals=vals, n_boot=bootstrap, confidence=confidence)
     if plot is not None:
-        o.plot_models(
-            plot,
-            [(ev.source, s, p.ood[s.index], ev) for p, (ev, s) in zip(preds, results, strict=True)],
-        )
+        runs = zip(preds, report.evaluations, report.samples, strict=True)
+        o.plot_models(plot, [(ev.source, s, p.ood[s.index], ev) for p, ev, s in runs])
+    extra = {} if report.intervals is None else {"intervals": list(report.intervals)}
     if fmt == "table" and output is None:
         with stdout_console() as console:
-            render(evals, fmt, console=console, **extra)
+            render(list(report.evaluations), fmt, console=console, **extra)
         return
-    emit(render(evals, fmt, **extra), output)
+    emit(render(list(report.evaluations), fmt, **extra), output)
