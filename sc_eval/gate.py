@@ -39,6 +39,7 @@ from sc_eval.files import check_input_file, os_error_reason, read_json
 from sc_eval.io import Predictions
 from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
+    FRACTION,
     MODEL_METRICS,
     canonical_metric_name,
     get_metric,
@@ -199,16 +200,20 @@ def load_baseline_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     return res
 
 
-#: Metrics whose values are fractions in [0, 1] (a baseline outside that is corrupt).
-_UNIT_INTERVAL = ("aurc", "e-aurc", "augrc", "auroc", "fpr@95tpr", "acc", "ece", "risk@cov",
-                  "cov@risk")  # fmt: skip
+def _is_fraction(name: str) -> bool:
+    """The metric's values are fractions in [0, 1] (a baseline outside that is corrupt);
+    a name sc-eval does not know is checked only for being a number."""
+    try:
+        return metric_info(name).unit == FRACTION
+    except UsageError:
+        return False
 
 
 def _is_value(v: object, name: str = "") -> bool:
     """A metric value as results store it: a finite number (in [0, 1] for fractions),
     null (undefined) or "inf"/"-inf" (an infinite NLL)."""
     if v is None or v in ("inf", "-inf", "nan"):
-        return name.split("=")[0] not in _UNIT_INTERVAL or v in (None, "nan")
+        return not _is_fraction(name) or v in (None, "nan")
     if not isinstance(v, int | float) or isinstance(v, bool):
         return False
     try:
@@ -217,7 +222,7 @@ def _is_value(v: object, name: str = "") -> bool:
         return False
     if not math.isfinite(x):
         return False
-    return 0.0 <= x <= 1.0 if name.split("=")[0] in _UNIT_INTERVAL else True
+    return 0.0 <= x <= 1.0 if _is_fraction(name) else True
 
 
 def _check_result_schema(res: dict[str, Any], path: object) -> None:
