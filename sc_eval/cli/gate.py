@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sc_eval.cli import app, emit, handle_errors, split_list, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors, split_list
 from sc_eval.cli import options as o
 
 
@@ -79,7 +79,10 @@ def gate(
     pnorm_p: o.PnormP = None,
     temperature: o.Temperature = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="Verdict format: table | json | markdown.")
+        str,
+        typer.Option(
+            "--format", "-f", help="Verdict format: table | json | csv | markdown | html."
+        ),
     ] = "table",
     output: o.Output = None,
     logits_key: o.LogitsKey = None,
@@ -94,9 +97,7 @@ def gate(
     debug: o.Debug = False,
 ) -> None:
     """Fail (exit 1) when a metric regressed past its tolerance; 0 pass, 2 bad input."""
-    import json
-
-    from sc_eval.errors import UsageError, unknown_name
+    from sc_eval.errors import UsageError
     from sc_eval.gate import (
         GateReport,
         baseline_params,
@@ -105,21 +106,19 @@ def gate(
         candidate_value,
         check_rules,
         evaluated_metrics,
-        gate_document,
         load_baseline_json,
         parse_rules,
-        to_junit,
-        to_markdown,
     )
     from sc_eval.metrics import DEFAULT_SELECTIVE
     from sc_eval.outputs import append_on_commit, write_text
     from sc_eval.pipeline import EvalOptions, evaluate_source
-    from sc_eval.report import render_json
+    from sc_eval.render import render
     from sc_eval.scores import SCORES
     from sc_eval.sources import KeyOptions, load_source
 
-    if fmt not in ("table", "json", "markdown"):
-        raise unknown_name("format", fmt, ["table", "json", "markdown"])
+    o.check_format(fmt, GateReport)
+    if fmt == "junit":
+        raise UsageError("gate writes JUnit XML with --junit FILE, beside its --format")
     if alpha is not None and not 0 < alpha < 1:
         raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -249,19 +248,13 @@ def gate(
         tuple(notes),
     )
 
-    if fmt == "json":
-        emit(json.dumps(gate_document(report), indent=2, allow_nan=False) + "\n", output)
-    elif fmt == "markdown" or output is not None:
-        emit(to_markdown(report), output)
-    else:
-        with stdout_console() as console:
-            _print_table(report, console)
+    emit_result(report, "markdown" if fmt == "table" and output is not None else fmt, output)
     if summary:
-        append_on_commit(summary, to_markdown(report) + "\n")
+        append_on_commit(summary, render(report, "markdown") + "\n")
     if junit is not None:
-        write_text(junit, to_junit(report))
+        write_text(junit, render(report, "junit"))
     if update_baseline:
-        write_text(baseline, render_json([cand_ev]), rewrites_input=True)
+        write_text(baseline, render([cand_ev], "json"), rewrites_input=True)
         typer.echo(f"sc-eval: baseline {baseline} updated with the candidate's result", err=True)
         raise typer.Exit(0)
     if not report.passed:
@@ -280,30 +273,3 @@ def _looks_like_json(path: Path) -> bool:
     except OSError as e:
         raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
     return head.startswith(b"{") or path.suffix.lower() == ".json"
-
-
-def _print_table(report: object, console: object) -> None:
-    from rich.markup import escape
-
-    from sc_eval.gate import GateReport, footnotes, verdict_rows
-    from sc_eval.report import Grid, print_grid
-
-    assert isinstance(report, GateReport)
-    head, rows = verdict_rows(report)
-    colour = "green" if report.passed else ("yellow" if report.updated_baseline else "red")
-    console.print(  # type: ignore[attr-defined]
-        f"sc-eval gate [bold {colour}]{report.status}[/]: {escape(report.candidate)} vs "
-        f"{escape(report.baseline)} ({report.baseline_kind}, {report.convention})"
-    )
-    verdict_col = head.index("verdict")
-
-    def style(i: int, j: int) -> str | None:
-        if j != verdict_col:
-            return None
-        return "green" if report.verdicts[i].passed else "bold red"
-
-    grid = Grid("verdicts", head, rows, set(), lead=1)
-    text = frozenset(range(verdict_col, len(head)))  # verdict and why
-    print_grid(console, grid, style=style, text_columns=text)
-    for line in footnotes(report):
-        console.print(f"[dim]{escape(line)}[/dim]")  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sc_eval.cli import app, emit, handle_errors, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
 
 
@@ -61,7 +61,6 @@ def score(
 
     from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions, evaluate_source
-    from sc_eval.report import render
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt)
@@ -86,7 +85,6 @@ def score(
             raise UsageError("--by with --val slices one source at a time")
         opts = dataclasses.replace(opts, val=vals[0])
     if by is not None or groups_key is not None:
-        from sc_eval.slices import render as render_slices
         from sc_eval.slices import slice_sources
 
         tables = slice_sources(
@@ -98,11 +96,7 @@ def score(
             groups_key=groups_key,
             coverage=at_coverage,
         )
-        if fmt == "table" and output is None:
-            with stdout_console() as console:
-                render_slices(tables, fmt, console=console)
-            return
-        emit(render_slices(tables, fmt), output)
+        emit_result(tables, fmt, output)
         return
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
     per_source = (
@@ -127,8 +121,8 @@ def score(
             plot,
             [(ev.source, s, p.ood[s.index], ev) for p, (ev, s) in zip(preds, results, strict=True)],
         )
-    if fmt == "table" and output is None:
-        with stdout_console() as console:
-            render(evals, fmt, console=console, **extra)
-        return
-    emit(render(evals, fmt, **extra), output)
+    if fmt == "html":
+        extra["samples"] = [
+            (ev.source, s, p.ood[s.index], ev) for p, (ev, s) in zip(preds, results, strict=True)
+        ]
+    emit_result(evals, fmt, output, **extra)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sc_eval.cli import app, handle_errors, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
 
 
@@ -92,12 +92,9 @@ def threshold(
     from sc_eval.scores import check_scores_for_input, get_score
     from sc_eval.selector import Selector
     from sc_eval.sources import KeyOptions, load_source
-    from sc_eval.threshold import FORMATS, calibrate, evaluate_on, render
+    from sc_eval.threshold import ThresholdResult, calibrate, evaluate_on
 
-    if fmt not in FORMATS:
-        from sc_eval.errors import unknown_name
-
-        raise unknown_name("format", fmt, FORMATS)
+    o.check_format(fmt, ThresholdResult)
     if (target_risk is None) == (target_coverage is None):
         raise UsageError("give exactly one of --target-risk and --target-coverage")
     if target_risk is not None and not 0.0 <= target_risk <= 1.0:
@@ -193,11 +190,7 @@ def threshold(
                 ScEvalWarning,
                 stacklevel=1,
             )
-    if fmt == "table":
-        with stdout_console() as console:
-            render([result], fmt, console=console)
-    else:
-        typer.echo(render([result], fmt), nl=False)
+    emit_result([result], fmt, None)
     if not result.feasible:
         best = result.control.best
         typer.echo(
