@@ -81,7 +81,7 @@ def gate(
     fmt: Annotated[
         str,
         typer.Option(
-            "--format", "-f", help="Verdict format: table | json | csv | markdown | html."
+            "--format", "-f", help="Verdict format: table | json | csv | markdown | html | junit."
         ),
     ] = "table",
     output: o.Output = None,
@@ -117,8 +117,6 @@ def gate(
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt, GateReport)
-    if fmt == "junit":
-        raise UsageError("gate writes JUnit XML with --junit FILE, beside its --format")
     if alpha is not None and not 0 < alpha < 1:
         raise UsageError(f"--alpha must be in (0, 1), got {alpha}")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
