@@ -39,7 +39,7 @@ HOSTILE = "a<b>&'x|y\".safetensors"
 def results(tmp_path_factory) -> dict[str, object]:
     d = tmp_path_factory.mktemp("render")
     a = predictions_file(d / HOSTILE, 300, 6, seed=0)
-    z, y = make_logits(300, 6, seed=1, accuracy=0.6)
+    z, _ = make_logits(300, 6, seed=1, accuracy=0.6)
     b = d / "b.safetensors"
     write_predictions(b, logits=z, labels=np.asarray(load_predictions(a).labels))
     pa, pb = load_predictions(a), load_predictions(b)
@@ -79,7 +79,7 @@ def test_every_result_type_renders_in_every_format(results, kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_unknown_format_is_a_usage_error(results, kind):
-    with pytest.raises(UsageError, match="unknown format 'htm'. Did you mean 'html'"):
+    with pytest.raises(UsageError, match=r"unknown format 'htm'\. Did you mean 'html'"):
         render(results[kind], "htm")
 
 
