@@ -272,7 +272,7 @@ def print_ood_demo(demo: OodDemo, console: Any) -> None:
     """The OOD part of the demo's output: the comparison tables, then the closing lines."""
     from rich.markup import escape
 
-    from sc_eval.report import render_comparison
+    from sc_eval.render import render
 
     console.print(
         f"[bold]With OOD samples[/bold]: {demo.n_ood} inputs from {demo.components} held-out "
@@ -280,7 +280,7 @@ def print_ood_demo(demo: OodDemo, console: Any) -> None:
         "keeps the parameters tuned on ID data."
     )
     console.print()
-    render_comparison(demo.comparison, "table", console=console)
+    render(demo.comparison, "table", console=console)
     console.print()
     for line in demo.lines:
         console.print(escape(line))

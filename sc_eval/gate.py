@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 import numpy as np
 
+from sc_eval import numbers as num
 from sc_eval.comparison import align_predictions, drop_shared_rows
-from sc_eval.errors import InputError, UsageError, printable
+from sc_eval.errors import InputError, UsageError
 from sc_eval.files import check_input_file, os_error_reason, read_json
 from sc_eval.io import Predictions
 from sc_eval.metrics import (
@@ -65,13 +65,12 @@ __all__ = [
     "Verdict",
     "baseline_params",
     "check_rules",
+    "gate_document",
     "is_json_baseline",
     "load_baseline_json",
     "parse_rules",
     "parse_tolerances",
     "run_gate",
-    "to_junit",
-    "to_markdown",
 ]
 
 DEFAULT_RULES: tuple[tuple[str, str | None], ...] = (("aurc", "msp"), ("acc", None))
@@ -378,20 +377,24 @@ class Verdict:
             if self.passed:
                 return "undefined in both (n/a)"
             return "undefined in one of baseline/candidate"
-        amount = f"{abs(self.regression):.4g}{r.unit}"
+        digits = 2 if r.scale == 100.0 else 4  # as the Δ column; a non-zero change shows
+        amount = f"{abs(self.regression):.{digits}f}"
+        if float(amount) == 0:
+            amount = f"<{10.0**-digits:.{digits}f}"
+        amount += r.unit
+        tol = f"{num.param(r.tolerance)}{r.unit}"
+        p = num.p_value(self.p_value)
+        p = f"p{p}" if p.startswith("<") else f"p={p}"
         if self.regression == 0:
             return "unchanged"
         if self.regression < 0:
             return f"improved by {amount}"
         if not self.beyond_tolerance:
-            return f"worse by {amount}, within tolerance {r.tolerance:g}{r.unit}"
+            return f"worse by {amount}, within tolerance {tol}"
         if self.significant is False:
-            return (
-                f"worse by {amount} > {r.tolerance:g}{r.unit}, but not significant "
-                f"(p={self.p_value:.3g} >= {self.alpha:g})"
-            )
-        sig = f", p={self.p_value:.3g} < {self.alpha:g}" if self.significant else ""
-        return f"worse by {amount} > tolerance {r.tolerance:g}{r.unit}{sig}"
+            return f"worse by {amount} > {tol}, but not significant ({p} >= {self.alpha:g})"
+        sig = f", {p} < {self.alpha:g}" if self.significant else ""
+        return f"worse by {amount} > tolerance {tol}{sig}"
 
 
 @dataclass(frozen=True)
@@ -749,63 +752,6 @@ def _paired_bootstrap(
     return bootstrap_views(scored, oods, cost=opts.ood_cost, **kw)
 
 
-# --------------------------------------------------------------------------- output
-def _fmt(rule: Rule, value: float, *, sign: bool = False) -> str:
-    """Display units, fixed decimals as in the other tables: 2 for percent, 4 otherwise."""
-    if math.isnan(value):
-        return "n/a"
-    digits = 2 if rule.scale == 100.0 else 4
-    return f"{value * rule.scale:{'+' if sign else ''}.{digits}f}"
-
-
-def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the verdict table (display units)."""
-    head = ["rule", "baseline", "candidate", "Δ", "tolerance", "interval", "p", "verdict", "why"]
-    tested = any(not math.isnan(v.p_value) for v in report.verdicts)
-    rows = []
-    for v in report.verdicts:
-        r = v.rule
-        unit = " (%)" if r.scale == 100.0 else ""
-        interval = (
-            f"[{_fmt(r, v.low, sign=True)}, {_fmt(r, v.high, sign=True)}]"
-            if not math.isnan(v.low)
-            else "—"
-        )
-        delta = "n/a" if v.undefined else _fmt(r, v.delta, sign=True)
-        rows.append(
-            [
-                r.name + unit,
-                _fmt(r, v.baseline),
-                _fmt(r, v.candidate),
-                delta,
-                f"{r.tolerance:g}{r.unit}",
-                interval,
-                "—" if math.isnan(v.p_value) else f"{v.p_value:.3g}",
-                "PASS" if v.passed else "FAIL",
-                v.reason,
-            ]
-        )
-    if not tested:  # no bootstrap: drop the empty interval and p columns
-        head = head[:5] + head[7:]
-        rows = [row[:5] + row[7:] for row in rows]
-    return head, rows
-
-
-def footnotes(report: GateReport) -> list[str]:
-    """How the candidate was evaluated, and what the interval and p columns mean."""
-    lines = list(report.notes)
-    if not any(not math.isnan(v.p_value) for v in report.verdicts):
-        return lines
-    boot = report.verdicts[0]
-    level = f" at alpha = {boot.alpha:g}" if boot.alpha is not None else ""
-    return [
-        *lines,
-        "interval: paired-bootstrap percentile interval of Δ = candidate − baseline; "
-        f"p: one-sided bootstrap p-value that the regression exceeds the tolerance{level} "
-        "(small p = a significant regression; p near 1 = no regression)",
-    ]
-
-
 def baseline_tuning(
     res: dict[str, Any], scores: Sequence[str], *, path: object
 ) -> tuple[float | None, int | None, tuple[str, ...], list[str]]:
@@ -863,63 +809,6 @@ def baseline_tuning(
             ],
         )
     return None, None, (), []
-
-
-def to_markdown(report: GateReport) -> str:
-    """The verdict as Markdown (for ``$GITHUB_STEP_SUMMARY`` and ``--format markdown``)."""
-    from sc_eval.report import md_cell
-
-    head, rows = verdict_rows(report)
-    icon = "☑️" if report.updated_baseline else ("✅" if report.passed else "❌")
-    status = f"{icon} {report.status.lower()}"
-    lines = [
-        f"### sc-eval gate: {status}",
-        "",
-        f"Candidate `{md_cell(report.candidate)}` vs baseline `{md_cell(report.baseline)}` "
-        f"({report.baseline_kind}, AURC convention {report.convention}).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join("---" for _ in head) + "|",
-    ]
-    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
-    lines += ["", *map(md_cell, footnotes(report))] if footnotes(report) else []
-    return "\n".join(lines) + "\n"
-
-
-def to_junit(report: GateReport) -> str:
-    """JUnit XML: one testsuite, one testcase per rule; failures carry the numbers."""
-    failures = sum(not v.passed for v in report.verdicts)
-    suite = ET.Element(
-        "testsuite",
-        name="sc-eval gate",
-        tests=str(len(report.verdicts)),
-        failures=str(failures),
-        errors="0",
-        skipped="0",
-    )
-    props = ET.SubElement(suite, "properties")
-    for k, v in (
-        ("candidate", report.candidate),
-        ("baseline", report.baseline),
-        ("baseline_kind", report.baseline_kind),
-        ("convention", report.convention),
-    ):
-        ET.SubElement(props, "property", name=k, value=printable(v))
-    head, rows = verdict_rows(report)
-    for verdict, row in zip(report.verdicts, rows, strict=True):
-        case = ET.SubElement(suite, "testcase", classname="sc-eval.gate", name=printable(row[0]))
-        details = printable("; ".join(f"{h}={c}" for h, c in zip(head, row, strict=True)))
-        if not verdict.passed:
-            reason = printable(verdict.reason)
-            fail = ET.SubElement(case, "failure", message=reason, type="regression")
-            fail.text = details
-        else:
-            out = ET.SubElement(case, "system-out")
-            out.text = details
-    ET.indent(suite)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-    )
 
 
 def gate_document(report: GateReport) -> dict[str, Any]:

@@ -19,6 +19,7 @@ matplotlib is imported only when a plot is made.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,9 +31,19 @@ import numpy as np
 from sc_eval.curves import RiskCoverage, sort_scores
 from sc_eval.errors import UsageError
 from sc_eval.metrics import OracleCurves
+from sc_eval.ood import plot_series
 from sc_eval.pipeline import ScoredSamples
 
-__all__ = ["PLOT_FORMATS", "Curve", "check_plot_path", "plot_curves", "plot_risk_coverage"]
+__all__ = [
+    "PLOT_FORMATS",
+    "Curve",
+    "check_plot_path",
+    "curves_of",
+    "curves_of_models",
+    "plot_curves",
+    "plot_risk_coverage",
+    "svg_text",
+]
 
 PLOT_FORMATS: dict[str, str] = {".png": "png", ".svg": "svg"}
 #: Curves drawn when the caller names no scores and there would be more than
@@ -148,6 +159,31 @@ def plot_risk_coverage(
     UsageError
         Unknown suffix or matplotlib missing (``pip install 'sc-eval[plot]'``).
     """
+    curves = curves_of(series, scores=scores, params=params)
+    return plot_curves(curves, path, title=title, announce=announce)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of a risk–coverage figure: a score's keys and the errors they rank
+    (``keys`` None: the oracle, every error rejected first)."""
+
+    label: str
+    keys: np.ndarray | None
+    errors: np.ndarray
+    colour: str
+    style: Any = "-"
+    faint: bool = False  #: drawn as a wide pale band (a curve equal to another)
+
+
+def curves_of(
+    series: Sequence[tuple[str, ScoredSamples]],
+    *,
+    scores: Sequence[str] | None = None,
+    params: Sequence[dict[str, dict[str, float]]] | None = None,
+) -> list[Curve]:
+    """The :class:`Curve` of each model × score, and each model's oracle (see
+    :func:`plot_risk_coverage` for the arguments)."""
     available = [s for _, samples in series for s in samples.keys]
     names, subset = (
         (list(scores), False) if scores is not None else choose_scores(available, len(series))
@@ -182,20 +218,17 @@ def plot_risk_coverage(
             )
         label = f"oracle · {model}" if len(series) > 1 else "oracle"
         curves.append(Curve(label, None, samples.errors, "black", style))
-    return plot_curves(curves, path, title=title, announce=announce)
+    return curves
 
 
-@dataclass(frozen=True)
-class Curve:
-    """One line of a risk–coverage figure: a score's keys and the errors they rank
-    (``keys`` None: the oracle, every error rejected first)."""
-
-    label: str
-    keys: np.ndarray | None
-    errors: np.ndarray
-    colour: str
-    style: Any = "-"
-    faint: bool = False  #: drawn as a wide pale band (a curve equal to another)
+def curves_of_models(models: Sequence[tuple[str, ScoredSamples, Any, Any]]) -> list[Curve]:
+    """Curves of ``(name, scored samples, OOD mask or None, evaluation)`` per model: the
+    SCOD and ID-only curves of a mixed set, the tuned parameters in the legend."""
+    series = [(plot_series(name, s, ood), ev) for name, s, ood, ev in models]
+    return curves_of(
+        [curve for parts, _ in series for curve in parts],
+        params=[{n: r.params for n, r in ev.scores.items()} for parts, ev in series for _ in parts],
+    )
 
 
 def plot_curves(
@@ -207,9 +240,18 @@ def plot_curves(
 ) -> Path:
     """Draw the risk–coverage and generalised-risk panels of ``curves`` to a file."""
     fmt = check_plot_path(path)
-    from matplotlib.figure import Figure
-
+    fig = _figure(curves, title)
+    meta: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": "sc-eval"}
     from sc_eval.outputs import atomic_output
+
+    with atomic_output(path, announce=announce) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=150, metadata=meta)
+    return Path(path)
+
+
+def _figure(curves: Sequence[Curve], title: str | None) -> Any:
+    """The two-panel figure of ``curves`` (matplotlib imported here: it is optional)."""
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax_risk, ax_gen = fig.subplots(1, 2)
@@ -234,7 +276,18 @@ def plot_curves(
     ax_gen.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
     if title:
         fig.suptitle(title)
-    meta: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": "sc-eval"}
-    with atomic_output(path, announce=announce) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=150, metadata=meta)
-    return Path(path)
+    return fig
+
+
+def svg_text(curves: Sequence[Curve], *, title: str | None = None) -> str | None:
+    """The figure of ``curves`` as an ``<svg>`` element to inline in HTML (no XML
+    declaration, no DOCTYPE, no date), or None when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    fig = _figure(curves, title)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg") :]

@@ -29,11 +29,9 @@ groups*, ICLR — why per-group analysis matters.
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,19 +41,19 @@ from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import OOD_LABEL
 from sc_eval.metrics import Curves, get_convention
+from sc_eval.report import json_safe
 from sc_eval.threshold import clopper_pearson, risk_bound_at_coverage
 
 __all__ = [
     "BY",
     "DEFAULT_SLICE_COVERAGE",
-    "FORMATS",
     "MIN_ACCEPTED",
     "SliceRow",
     "SliceTable",
-    "render",
     "slice_ids",
     "slice_scored",
     "slice_sources",
+    "slices_document",
 ]
 
 SLICES_SCHEMA = "sc-eval/slices"
@@ -296,115 +294,7 @@ def slice_sources(
     return tables
 
 
-# --------------------------------------------------------------------------- renderers
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.2f}"
-
-
-def _ci(ci: tuple[float, float]) -> str:
-    return f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}"
-
-
-def _cells(r: SliceRow, total_n: int) -> list[str]:
-    return [
-        r.name,
-        str(r.n),
-        _pct(r.n / total_n),
-        _pct(r.acc),
-        _ci(r.acc_ci),
-        _pct(r.aurc),
-        str(r.accepted),
-        _pct(r.coverage),
-        _pct(r.risk),
-        _ci(r.risk_ci) if r.accepted else "n/a",
-        "small" if r.small else "",
-    ]
-
-
-def grid(t: SliceTable) -> Any:
-    """A slice table as a :class:`sc_eval.report.Grid` (percent; the ``all`` row last)."""
-    from sc_eval.report import Grid
-
-    headers = [
-        t.label,
-        "n",
-        "share (%)",
-        "acc (%)",
-        "acc 95% CI",
-        "AURC (%)",
-        "accepted",
-        "coverage (%)",
-        "sel. risk (%)",
-        "risk 95% CI",
-        "note",
-    ]
-    rows = [_cells(r, t.total.n) for r in t.rows] + [_cells(t.total, t.total.n)]
-    params = ", ".join(f"{k}={v:g}" for k, v in t.params.items())
-    what = f"{t.score} ({params}{', tuned' if t.tuned else ''})" if params else t.score
-    title = f"{t.source} — {what} by {t.label}, worst first"
-    return Grid(title, headers, rows, set())
-
-
-def notes(t: SliceTable) -> list[str]:
-    """The operating point, the sort order and the small slices, in words."""
-    lines = [
-        f"operating point: one global threshold accepting {_pct(t.total.coverage)}% of all "
-        f"samples (target {_pct(t.target_coverage)}%, ties never split): {t.score} >= "
-        f"{t.threshold_value:.6g} (rank key >= {t.threshold_key!r}); coverage and selective "
-        "risk of each slice are read at that threshold",
-        "worst first: highest selective risk at the operating point (nothing accepted "
-        "first), then lowest coverage; intervals are 95% Clopper–Pearson",
-    ]
-    small = [r.name for r in t.rows if r.small]
-    if small:
-        shown = ", ".join(small[:20]) + (f" … (+{len(small) - 20})" if len(small) > 20 else "")
-        lines.append(
-            f"small: {len(small)} slice(s) with fewer than {MIN_ACCEPTED} accepted samples "
-            f"({shown}); their point values say little, read the interval"
-        )
-    if any(r.name == OOD_SLICE for r in t.rows):
-        lines.append(
-            f"{OOD_SLICE}: samples of classes the model never saw, each an error when accepted "
-            "(SCOD); their coverage is the fraction of OOD inputs the threshold lets through"
-        )
-    return lines
-
-
-def render_table(tables: Sequence[SliceTable], *, console: Any = None, **_: Any) -> str:
-    """Rich tables; printed to ``console`` when given, else returned as plain text."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    buf = io.StringIO()
-    console = console or Console(file=buf, no_color=True, width=200, highlight=False)
-    for t in tables:
-        g = grid(t)
-        console.print(f"[italic]{escape(g.title)}[/italic]")
-        tab = Table()
-        for j, h in enumerate(g.headers):
-            tab.add_column(h, justify="left" if j == 0 or h == "note" else "right", no_wrap=True)
-        for i, row in enumerate(g.rows):
-            tab.add_row(*[escape(c) for c in row], end_section=i == len(g.rows) - 2)
-        console.print(tab)
-        for line in notes(t):
-            console.print(f"[dim]{escape(line)}[/dim]")
-        console.print()
-    return buf.getvalue()
-
-
-def render_markdown(tables: Sequence[SliceTable], **_: Any) -> str:
-    parts = []
-    for t in tables:
-        g = grid(t)
-        lines = [f"**{g.title}**", "", "| " + " | ".join(g.headers) + " |"]
-        lines.append("|---|" + "---:|" * (len(g.headers) - 2) + "---|")
-        lines += ["| " + " | ".join(row) + " |" for row in g.rows]
-        lines += [""] + [f"- {n}" for n in notes(t)]
-        parts.append("\n".join(lines) + "\n")
-    return "\n".join(parts)
-
-
+# --------------------------------------------------------------------------- JSON
 def _row_dict(r: SliceRow) -> dict[str, Any]:
     return {
         "slice": r.name,
@@ -425,7 +315,6 @@ def _row_dict(r: SliceRow) -> dict[str, Any]:
 def slices_document(tables: Sequence[SliceTable]) -> dict[str, Any]:
     """The versioned JSON document of ``sc-eval score --by`` (fractions; NaN as null)."""
     from sc_eval import __version__
-    from sc_eval.report import json_safe
 
     return json_safe(
         {
@@ -457,72 +346,3 @@ def slices_document(tables: Sequence[SliceTable]) -> dict[str, Any]:
             ],
         }
     )
-
-
-def render_json(tables: Sequence[SliceTable], **_: Any) -> str:
-    return json.dumps(slices_document(tables), indent=2, allow_nan=False) + "\n"
-
-
-CSV_FIELDS = (
-    "n",
-    "errors",
-    "acc",
-    "acc_lo",
-    "acc_hi",
-    "aurc",
-    "accepted",
-    "accepted_errors",
-    "coverage",
-    "risk",
-    "risk_lo",
-    "risk_hi",
-    "small",
-)
-
-
-def render_csv(tables: Sequence[SliceTable], **_: Any) -> str:
-    """One row per slice (and an ``all`` row); rates are fractions, counts are counts."""
-    buf = io.StringIO()
-    from sc_eval.report import csv_writer
-
-    w = csv_writer(buf)
-    w.writerow(["source", "score", "by", "slice", *CSV_FIELDS, "unit", "target_coverage"])
-    for t in tables:
-        by = t.by if t.by == "class" else f"group:{t.groups_key}"
-        for r in (*t.rows, t.total):
-            vals = [
-                r.n,
-                r.errors,
-                r.acc,
-                r.acc_ci[0],
-                r.acc_ci[1],
-                r.aurc,
-                r.accepted,
-                r.accepted_errors,
-                r.coverage,
-                r.risk,
-                r.risk_ci[0],
-                r.risk_ci[1],
-                r.small,
-            ]
-            cells = [
-                ""
-                if isinstance(v, float) and math.isnan(v)
-                else (repr(v) if isinstance(v, float) else v)
-                for v in vals
-            ]
-            w.writerow([t.source, t.score, by, r.name, *cells, "fraction", repr(t.target_coverage)])
-    return buf.getvalue()
-
-
-FORMATS: dict[str, Callable[..., str]] = {
-    "table": render_table,
-    "json": render_json,
-    "csv": render_csv,
-    "markdown": render_markdown,
-}
-
-
-def render(tables: Sequence[SliceTable], fmt: str, **kwargs: Any) -> str:
-    """Render slice tables in format ``fmt`` (a key of :data:`FORMATS`)."""
-    return FORMATS[fmt](tables, **kwargs)

@@ -38,12 +38,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +57,6 @@ from sc_eval.sources import KeyOptions, load_source
 from sc_eval.tuning import tune
 
 __all__ = [
-    "FORMATS",
     "OperatingPoint",
     "RiskControl",
     "TestOutcome",
@@ -69,7 +66,6 @@ __all__ = [
     "calibrate",
     "clopper_pearson",
     "data_sha256",
-    "render",
     "risk_bound_at_coverage",
     "select_threshold",
     "select_with_guaranteed_risk",
@@ -812,102 +808,7 @@ def _tested(
     return dataclasses.replace(result, test=outcome)
 
 
-# --------------------------------------------------------------------------- renderers
-def _pct(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}"
-
-
-def _params_text(r: ThresholdResult) -> str:
-    text = ", ".join(f"{k}={v:g}" for k, v in r.params.items())
-    return f" ({text}{', tuned' if r.tuned else ''})" if text else ""
-
-
-def headline(r: ThresholdResult) -> list[str]:
-    """Human summary lines: what was asked, the threshold, and the promise."""
-    c = r.control
-    if r.mode == "risk":
-        assert c.target_risk is not None
-        ask = (
-            f"target: selective risk <= {_pct(c.target_risk)}% with probability "
-            f">= {100 * (1 - c.delta):.4g}% (δ = {c.delta:g}, {c.tests} tests "
-            f"at δ/{c.tests} = {c.delta_per_test:.3g})"
-        )
-    else:
-        assert c.target_coverage is not None
-        ask = (
-            f"target: coverage {_pct(c.target_coverage)}%, risk bound at "
-            f"confidence {100 * (1 - c.delta):.4g}% (δ = {c.delta:g})"
-        )
-    lines = [ask] + ([ood_line(r)] if r.n_ood else [])
-    if c.feasible:
-        lines.append(
-            f"threshold: accept when {r.score}{_params_text(r)} >= {r.value:.6g} "
-            f"(rank key >= {c.key!r})"
-        )
-    else:
-        b = c.best
-        lines.append(
-            f"infeasible: no threshold has a risk bound <= {_pct(c.target_risk or 0.0)}%; "
-            f"the lowest bound found is {_pct(b.bound)}% at coverage "
-            f"{_pct(b.accepted / c.n)}% (try a larger --target-risk or --delta, "
-            "or more calibration data)"
-        )
-    return lines
-
-
-ROWS: tuple[tuple[str, str], ...] = (
-    ("samples", "count"),
-    ("accepted", "count"),
-    ("coverage", "fraction"),
-    ("selective risk", "fraction"),
-    ("risk upper bound", "fraction"),
-    ("risk 95% CI low", "fraction"),
-    ("risk 95% CI high", "fraction"),
-)
-
-
-def _rows(r: ThresholdResult) -> list[tuple[str, str, float, float | None]]:
-    """``(quantity, unit, calibration, test)`` rows (fractions; NaN where not applicable)."""
-    c, t = r.control, r.test
-    p = c.point if c.feasible else c.best
-    nan = math.nan
-    cal = [c.n, p.accepted, p.accepted / c.n, p.risk, p.bound, nan, nan]
-    test = (
-        None
-        if t is None
-        else [t.n, t.accepted, t.coverage, t.risk, nan, t.risk_interval[0], t.risk_interval[1]]
-    )
-    return [
-        (name, unit, float(cal[i]), None if test is None else float(test[i]))
-        for i, (name, unit) in enumerate(ROWS)
-    ]
-
-
-def grid(r: ThresholdResult) -> Any:
-    """The result as a :class:`sc_eval.report.Grid` (percent for fractions)."""
-    from sc_eval.report import Grid
-
-    cal_header = "calibration" if r.feasible else "calibration (lowest bound found)"
-    headers = ["quantity", cal_header] + (["test"] if r.test is not None else [])
-    rows = []
-    for name, unit, cal, test in _rows(r):
-        if name.startswith("risk 95% CI"):
-            continue
-        fmt = (lambda x: f"{x:.0f}") if unit == "count" else _pct
-        label = name if unit == "count" else f"{name} (%)"
-        if name == "risk upper bound":
-            label = f"risk bound @ {100 * (1 - r.control.delta):.4g}% (%)"
-        row = [label, fmt(cal)]
-        if test is not None:
-            row.append("" if math.isnan(test) and name == "risk upper bound" else fmt(test))
-            if name == "selective risk" and r.test is not None:
-                lo, hi = r.test.risk_interval
-                row[-1] += f"  [95% CI {_pct(lo)}–{_pct(hi)}]"
-        rows.append(row)
-    title = f"{r.source} — threshold for '{r.score}'"
-    return Grid(title, headers, rows, set())
-
-
+# --------------------------------------------------------------------------- JSON
 def result_dict(r: ThresholdResult) -> dict[str, Any]:
     """The versioned JSON document of ``sc-eval threshold`` (fractions; NaN/inf as null)."""
     from sc_eval import __version__
@@ -970,84 +871,3 @@ def result_dict(r: ThresholdResult) -> dict[str, Any]:
     from sc_eval.report import json_safe
 
     return json_safe(doc)
-
-
-def render_table(results: Sequence[ThresholdResult], *, console: Any = None, **_: Any) -> str:
-    """Rich table(s); printed to ``console`` when given, else returned as plain text."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    buf = io.StringIO()
-    console = console or Console(file=buf, no_color=True, width=160, highlight=False)
-    for r in results:
-        for line in headline(r):
-            console.print(escape(line))
-        g = grid(r)
-        console.print(f"[italic]{escape(g.title)}[/italic]")
-        t = Table()
-        for j, h in enumerate(g.headers):
-            t.add_column(h, justify="left" if j == 0 else "right", no_wrap=j == 0)
-        for row in g.rows:
-            t.add_row(*[escape(c) for c in row])
-        console.print(t)
-        if r.guarantee():
-            console.print(f"[dim]{escape(r.guarantee())}[/dim]")
-        console.print()
-    return buf.getvalue()
-
-
-def render_markdown(results: Sequence[ThresholdResult], **_: Any) -> str:
-    parts = []
-    for r in results:
-        g = grid(r)
-        lines = [f"### {g.title}", ""] + [f"- {h}" for h in headline(r)] + [""]
-        lines.append("| " + " | ".join(g.headers) + " |")
-        lines.append("|---|" + "---:|" * (len(g.headers) - 1))
-        lines += ["| " + " | ".join(row) + " |" for row in g.rows]
-        if r.guarantee():
-            lines += ["", r.guarantee()]
-        parts.append("\n".join(lines) + "\n")
-    return "\n".join(parts)
-
-
-def render_json(results: Sequence[ThresholdResult], **_: Any) -> str:
-    docs = [result_dict(r) for r in results]
-    return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, allow_nan=False) + "\n"
-
-
-def render_csv(results: Sequence[ThresholdResult], **_: Any) -> str:
-    buf = io.StringIO()
-    from sc_eval.report import csv_writer
-
-    w = csv_writer(buf)
-    w.writerow(["source", "score", "split", "quantity", "value", "unit"])
-    for r in results:
-        for name, v in (("threshold key", r.control.key), ("threshold value", r.value)):
-            text = repr(float(v)) if math.isfinite(v) else ""
-            w.writerow([r.source, r.score, "calibration", name, text, name.split()[1]])
-        for name, unit, cal, test in _rows(r):
-            if not math.isnan(cal):
-                w.writerow([r.source, r.score, "calibration", name, _num(cal, unit), unit])
-            if test is not None and not math.isnan(test):
-                w.writerow([r.source, r.score, "test", name, _num(test, unit), unit])
-    return buf.getvalue()
-
-
-def _num(v: float, unit: str) -> str:
-    if math.isnan(v):
-        return ""
-    return str(int(v)) if unit == "count" else repr(float(v))
-
-
-FORMATS: dict[str, Callable[..., str]] = {
-    "table": render_table,
-    "json": render_json,
-    "csv": render_csv,
-    "markdown": render_markdown,
-}
-
-
-def render(results: Sequence[ThresholdResult], fmt: str, **kwargs: Any) -> str:
-    """Render threshold results in format ``fmt`` (a key of :data:`FORMATS`)."""
-    return FORMATS[fmt](results, **kwargs)

@@ -18,7 +18,8 @@ from sc_eval.comparison import align_predictions, compare
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import predictions_from_arrays, write_predictions
 from sc_eval.pipeline import EvalOptions
-from sc_eval.report import COMPARISON_SCHEMA, COMPARISON_VERSION, render_comparison
+from sc_eval.render import render
+from sc_eval.report import COMPARISON_SCHEMA, COMPARISON_VERSION
 
 runner = CliRunner()
 OPTS = EvalOptions(
@@ -141,7 +142,7 @@ def test_without_bootstrap_deltas_have_no_interval():
     d = row.metrics["aurc"].delta
     assert d is not None and not math.isnan(d.estimate)
     assert math.isnan(d.low) and math.isnan(d.p_value)
-    assert "Δ" in render_comparison(cmp, "table")
+    assert "Δ" in render(cmp, "table")
 
 
 def test_compare_needs_two_sources_and_valid_options():

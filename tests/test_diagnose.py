@@ -27,10 +27,11 @@ from sc_eval.diagnose import (
     logit_statistics,
     reliability,
 )
-from sc_eval.diagnose_report import diagnosis_document, render
+from sc_eval.diagnose_report import diagnosis_document
 from sc_eval.errors import InputError
 from sc_eval.io import predictions_from_arrays, write_predictions
 from sc_eval.metrics import MODEL_METRICS
+from sc_eval.render import render
 from sc_eval.suppression import suppression
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -189,7 +189,7 @@ def test_step_summary_appended(files, tmp_path):
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
     assert "### sc-eval gate: ❌ failed" in text
-    assert "| aurc[msp] (%) |" in text and "| FAIL |" in text
+    assert "| aurc[msp] (%) |" in text and "| **FAIL** |" in text
 
 
 def test_junit_xml_parses_back(files, tmp_path):

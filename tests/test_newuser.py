@@ -370,12 +370,13 @@ def test_score_tables_fold_instead_of_cutting_numbers(preds: Path, width: int):
 
     from sc_eval.io import load_predictions
     from sc_eval.pipeline import EvalOptions, evaluate_source
-    from sc_eval.report import grids, render_table
+    from sc_eval.render import render
+    from sc_eval.render.score import grids
 
     ev, _ = evaluate_source(load_predictions(preds), EvalOptions())
     buf = io.StringIO()
     console = Console(file=buf, width=width, no_color=True, highlight=False)
-    render_table([ev], console=console)
+    render([ev], "table", console=console)
     text = buf.getvalue()
     table_lines = [line for line in text.splitlines() if line[:1] in "┏┃┡│└"]
     assert table_lines and all(len(line) <= width for line in table_lines)

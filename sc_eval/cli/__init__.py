@@ -288,6 +288,19 @@ def emit(text: str, output: Path | None) -> None:
     write_text(output, text, announce=True)
 
 
+def emit_result(result: Any, fmt: str, output: Path | None, **opts: Any) -> None:
+    """Render ``result`` in ``fmt`` (see :func:`sc_eval.render.render`): a table for the
+    terminal goes straight to stdout, in colour and folded to its width; anything else
+    is written to ``output``, or stdout."""
+    from sc_eval.render import render
+
+    if fmt == "table" and output is None:
+        with stdout_console() as console:
+            render(result, fmt, console=console, **opts)
+        return
+    emit(render(result, fmt, **opts), output)
+
+
 @contextlib.contextmanager
 def stdout_console() -> Iterator[Any]:
     """A Rich console on stdout (honours NO_COLOR and non-terminals)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sc_eval.cli import app, emit, handle_errors, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
 
 CompareMetrics = Annotated[
@@ -72,16 +72,13 @@ def compare(
     Samples are matched row by row (labels must agree) or, when every file has an
     'index' tensor, by sample id.
     """
-    from sc_eval.comparison import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS
+    from sc_eval.comparison import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS, Comparison
     from sc_eval.comparison import compare as run_compare
     from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions
-    from sc_eval.report import COMPARE_FORMATS, render_comparison
     from sc_eval.sources import load_source
 
-    fmt = o.check_format(fmt)
-    if fmt not in COMPARE_FORMATS:
-        raise UsageError(f"compare cannot write format '{fmt}'")
+    fmt = o.check_format(fmt, Comparison)
     if len(sources) < 2:
         raise UsageError("compare needs at least two sources (the first is the reference)")
     o.check_outputs(output, plot=plot)
@@ -97,16 +94,11 @@ def compare(
     )
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
     result = run_compare(preds, opts, n_boot=bootstrap, confidence=confidence, vals=val_preds)
-    if plot is not None:  # aligned to the reference's rows: its labels mark the OOD samples
-        o.plot_models(
-            plot,
-            [
-                (m, s, preds[0].ood[s.index], ev)
-                for m, s, ev in zip(result.models, result.samples, result.evaluations, strict=True)
-            ],
-        )
-    if fmt == "table" and output is None:
-        with stdout_console() as console:
-            render_comparison(result, fmt, console=console)
-        return
-    emit(render_comparison(result, fmt), output)
+    # aligned to the reference's rows: its labels mark the OOD samples
+    samples = [
+        (m, s, preds[0].ood[s.index], ev)
+        for m, s, ev in zip(result.models, result.samples, result.evaluations, strict=True)
+    ]
+    if plot is not None:
+        o.plot_models(plot, samples)
+    emit_result(result, fmt, output, samples=samples)

@@ -66,7 +66,7 @@ def demo(
     reproduced with `sc-eval compare`.
     """
     from sc_eval.demo import DemoConfig, run_demo
-    from sc_eval.report import render_comparison
+    from sc_eval.render import render
 
     cfg = DemoConfig(
         classes=classes,
@@ -104,7 +104,7 @@ def demo(
             f"{result.summary.n_eval}."
         )
         console.print()
-        render_comparison(result.comparison, "table", console=console)
+        render(result.comparison, "table", console=console)
         console.print()
         for line in result.lines:
             console.print(escape(line))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sc_eval.cli import app, emit, handle_errors, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
 
 Features = Annotated[
@@ -76,13 +76,12 @@ def diagnose(
     penultimate features.
     """
     from sc_eval.collapse import load_features
+    from sc_eval.diagnose import Diagnosis
     from sc_eval.diagnose import diagnose as run
-    from sc_eval.diagnose_report import FORMATS, render
     from sc_eval.errors import UsageError
     from sc_eval.sources import KeyOptions, load_source
 
-    o.check_format(fmt)
-    assert fmt in FORMATS
+    o.check_format(fmt, Diagnosis)
     o.check_outputs(output)
     if plot is not None:
         from sc_eval.diagnose_plot import check_plot_dir
@@ -125,8 +124,4 @@ def diagnose(
 
         written = plot_diagnosis(result, plot)
         typer.echo(f"sc-eval: wrote {len(written)} plots to {plot}", err=True)
-    if fmt == "table" and output is None:
-        with stdout_console() as console:
-            render(result, fmt, console=console)
-        return
-    emit(render(result, fmt), output)
+    emit_result(result, fmt, output)

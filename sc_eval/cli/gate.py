@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sc_eval.cli import app, emit, handle_errors, split_list, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors, split_list
 from sc_eval.cli import options as o
 
 
@@ -79,7 +79,10 @@ def gate(
     ] = False,
     evaluation: o.EvaluationArg = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="Verdict format: table | json | markdown.")
+        str,
+        typer.Option(
+            "--format", "-f", help="Verdict format: table | json | csv | markdown | html | junit."
+        ),
     ] = "table",
     output: o.Output = None,
     keys: o.KeysArg = None,
@@ -87,15 +90,11 @@ def gate(
     debug: o.Debug = False,
 ) -> None:
     """Fail (exit 1) when a metric regressed past its tolerance; 0 pass, 2 bad input."""
-    import json
-
-    from sc_eval.errors import unknown_name
-    from sc_eval.gate import gate_document, run_gate, to_junit, to_markdown
+    from sc_eval.gate import GateReport, run_gate
     from sc_eval.outputs import append_on_commit, write_text
-    from sc_eval.report import render_json
+    from sc_eval.render import render
 
-    if fmt not in ("table", "json", "markdown"):
-        raise unknown_name("format", fmt, ["table", "json", "markdown"])
+    o.check_format(fmt, GateReport)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     o.check_outputs(output, junit, appended=summary, replaced=baseline if update_baseline else None)
     report = run_gate(
@@ -114,49 +113,16 @@ def gate(
         **evaluation,
     )
 
-    if fmt == "json":
-        emit(json.dumps(gate_document(report), indent=2, allow_nan=False) + "\n", output)
-    elif fmt == "markdown" or output is not None:
-        emit(to_markdown(report), output)
-    else:
-        with stdout_console() as console:
-            _print_table(report, console)
+    emit_result(report, "markdown" if fmt == "table" and output is not None else fmt, output)
     if summary:
-        append_on_commit(summary, to_markdown(report) + "\n")
+        append_on_commit(summary, render(report, "markdown") + "\n")
     if junit is not None:
-        write_text(junit, to_junit(report))
+        write_text(junit, render(report, "junit"))
     if update_baseline:
         assert report.evaluation is not None
-        write_text(baseline, render_json([report.evaluation]), rewrites_input=True)
+        write_text(baseline, render([report.evaluation], "json"), rewrites_input=True)
         typer.echo(f"sc-eval: baseline {baseline} updated with the candidate's result", err=True)
     elif not report.passed:
         failed = ", ".join(v.rule.name for v in report.verdicts if not v.passed)
         typer.echo(f"sc-eval: gate FAILED: {failed}", err=True)
     raise typer.Exit(report.exit_code)
-
-
-def _print_table(report: object, console: object) -> None:
-    from rich.markup import escape
-
-    from sc_eval.gate import GateReport, footnotes, verdict_rows
-    from sc_eval.report import Grid, print_grid
-
-    assert isinstance(report, GateReport)
-    head, rows = verdict_rows(report)
-    colour = "green" if report.passed else ("yellow" if report.updated_baseline else "red")
-    console.print(  # type: ignore[attr-defined]
-        f"sc-eval gate [bold {colour}]{report.status}[/]: {escape(report.candidate)} vs "
-        f"{escape(report.baseline)} ({report.baseline_kind}, {report.convention})"
-    )
-    verdict_col = head.index("verdict")
-
-    def style(i: int, j: int) -> str | None:
-        if j != verdict_col:
-            return None
-        return "green" if report.verdicts[i].passed else "bold red"
-
-    grid = Grid("verdicts", head, rows, set(), lead=1)
-    text = frozenset(range(verdict_col, len(head)))  # verdict and why
-    print_grid(console, grid, style=style, text_columns=text)
-    for line in footnotes(report):
-        console.print(f"[dim]{escape(line)}[/dim]")  # type: ignore[attr-defined]

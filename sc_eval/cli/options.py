@@ -61,7 +61,8 @@ Temperature = Annotated[
     typer.Option("--temperature", "-T", help="Fixed temperature for msp-ts, msp-pnorm and energy."),
 ]
 Format = Annotated[
-    str, typer.Option("--format", "-f", help="Output format: table | json | csv | markdown.")
+    str,
+    typer.Option("--format", "-f", help="Output format: table | json | csv | markdown | html."),
 ]
 Output = Annotated[
     Path | None,
@@ -294,12 +295,16 @@ def plot_models(plot: Path, models: list[tuple[str, Any, Any, Any]]) -> None:
     )
 
 
-def check_format(fmt: str) -> str:
+def check_format(fmt: str, result_type: type | None = None) -> str:
+    """``fmt`` if ``result_type`` (default: an evaluation) renders in it, else a UsageError
+    with a "did you mean" (exit 2)."""
     from sc_eval.errors import unknown_name
-    from sc_eval.report import FORMATS
+    from sc_eval.pipeline import Evaluation
+    from sc_eval.render import formats_for
 
-    if fmt not in FORMATS:
-        raise unknown_name("format", fmt, FORMATS)
+    known = formats_for(result_type or Evaluation)
+    if fmt not in known:
+        raise unknown_name("format", fmt, known)
     return fmt
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sc_eval.cli import app, emit, handle_errors, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
 
 
@@ -54,7 +54,6 @@ def score(
 
     from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions, evaluate_sources
-    from sc_eval.report import render
     from sc_eval.sources import load_source
 
     o.check_format(fmt)
@@ -74,7 +73,6 @@ def score(
             raise UsageError("--by with --val slices one source at a time")
         opts = dataclasses.replace(opts, val=vals[0])
     if by is not None or groups_key is not None:
-        from sc_eval.slices import render as render_slices
         from sc_eval.slices import slice_sources
 
         tables = slice_sources(
@@ -86,20 +84,17 @@ def score(
             groups_key=groups_key,
             coverage=at_coverage,
         )
-        if fmt == "table" and output is None:
-            with stdout_console() as console:
-                render_slices(tables, fmt, console=console)
-            return
-        emit(render_slices(tables, fmt), output)
+        emit_result(tables, fmt, output)
         return
     preds = [load_source(src, keys=keys, checkpoint=checkpoint) for src in sources]
     report = evaluate_sources(preds, opts, vals=vals, n_boot=bootstrap, confidence=confidence)
+    runs = zip(preds, report.evaluations, report.samples, strict=True)
+    models = [(ev.source, s, p.ood[s.index], ev) for p, ev, s in runs]
     if plot is not None:
-        runs = zip(preds, report.evaluations, report.samples, strict=True)
-        o.plot_models(plot, [(ev.source, s, p.ood[s.index], ev) for p, ev, s in runs])
-    extra = {} if report.intervals is None else {"intervals": list(report.intervals)}
-    if fmt == "table" and output is None:
-        with stdout_console() as console:
-            render(list(report.evaluations), fmt, console=console, **extra)
-        return
-    emit(render(list(report.evaluations), fmt, **extra), output)
+        o.plot_models(plot, models)
+    extra: dict[str, object] = {}
+    if report.intervals is not None:
+        extra["intervals"] = list(report.intervals)
+    if fmt == "html":
+        extra["samples"] = models
+    emit_result(list(report.evaluations), fmt, output, **extra)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sc_eval.cli import app, handle_errors, stdout_console
+from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
 
 
@@ -82,12 +82,11 @@ def threshold(
 
     Exit 1 when no threshold meets --target-risk (the best bound is reported).
     """
-    from sc_eval.errors import UsageError, unknown_name
+    from sc_eval.errors import UsageError
     from sc_eval.selector import Selector
-    from sc_eval.threshold import FORMATS, render, select_threshold
+    from sc_eval.threshold import ThresholdResult, select_threshold
 
-    if fmt not in FORMATS:
-        raise unknown_name("format", fmt, FORMATS)
+    o.check_format(fmt, ThresholdResult)
     o.check_outputs(output)
     named = o.split_list(o.joined(scores)) if scores is not None else ["msp"]
     if len(named) != 1:
@@ -107,11 +106,7 @@ def threshold(
         nan_policy=o.nan_policy(nan_policy),
         keys=keys,
     )
-    if fmt == "table":
-        with stdout_console() as console:
-            render([result], fmt, console=console)
-    else:
-        typer.echo(render([result], fmt), nl=False)
+    emit_result([result], fmt, None)
     if not result.feasible:
         best = result.control.best
         typer.echo(

@@ -1,0 +1,60 @@
+"""One renderer registry for every result, keyed by (result type, format).
+
+>>> from sc_eval.render import render, formats_for      # doctest: +SKIP
+>>> print(render(evaluations, "markdown"))              # doctest: +SKIP
+
+Formats, one module each: ``table`` (Rich, folded to the terminal),
+``json`` (the versioned document), ``csv`` (long format), ``markdown``,
+``html`` (a self-contained page), and ``junit`` for a gate report. Result
+types, one view each: a list of :class:`~sc_eval.pipeline.Evaluation`
+(``score``), :class:`~sc_eval.comparison.Comparison`, a list of
+:class:`~sc_eval.slices.SliceTable` (``score --by``), a list of
+:class:`~sc_eval.threshold.ThresholdResult`, :class:`~sc_eval.gate.GateReport`
+and :class:`~sc_eval.diagnose.Diagnosis`.
+
+Adding a format: a module with a ``@register_format(NAME)`` function of a
+:class:`~sc_eval.render.view.View` and a result, imported below. Adding a
+result type: a module that builds its view and calls ``register_view``,
+imported below.
+"""
+
+from __future__ import annotations
+
+# Formats, then views: importing a module registers it.
+from sc_eval.render import (  # noqa: F401  # noqa: F401
+    compare,
+    csvfmt,
+    diagnose,
+    gate,
+    html,
+    jsonfmt,
+    markdown,
+    score,
+    slices,
+    table,
+    threshold,
+)
+from sc_eval.render.registry import (
+    all_formats,
+    formats_for,
+    register,
+    register_format,
+    register_view,
+    render,
+)
+from sc_eval.render.view import Grid, Page, Records, Section, Status, View
+
+__all__ = [
+    "Grid",
+    "Page",
+    "Records",
+    "Section",
+    "Status",
+    "View",
+    "all_formats",
+    "formats_for",
+    "register",
+    "register_format",
+    "register_view",
+    "render",
+]
