@@ -300,6 +300,7 @@ def test_a_write_failure_midway_discards_every_staged_output(
     preds: Path, tmp_path: Path, monkeypatch
 ):
     pytest.importorskip("matplotlib")
+    import sc_eval.cli
     import sc_eval.outputs as outputs
 
     out = tmp_path / "out"
@@ -312,6 +313,7 @@ def test_a_write_failure_midway_discards_every_staged_output(
         return real(path, text, **kw)
 
     monkeypatch.setattr(outputs, "write_text", full_disk)
+    monkeypatch.setattr(sc_eval.cli, "write_text", full_disk)  # emit's own reference
     r = run(["score", preds, "-f", "json", "-o", out / "r.json", "--plot", out / "p.png"])
     assert_one_line_error(r, "no space left")
     assert list(out.iterdir()) == []

@@ -14,7 +14,9 @@ import contextlib
 import functools
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +24,10 @@ from typing import Any, TypeVar
 
 import typer
 from typer.core import TyperGroup
+
+from sc_eval.errors import ScEvalError, printable
+from sc_eval.files import os_error_reason
+from sc_eval.outputs import transaction, write_text
 
 __all__ = ["app", "main"]
 
@@ -131,8 +137,6 @@ def _root(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line on stderr (control characters escaped) and return the Exit to raise."""
-    from sc_eval.errors import printable
-
     typer.echo(f"sc-eval: error: {printable(message)}", err=True)
     return typer.Exit(code)
 
@@ -140,7 +144,6 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def _show_warning(
     message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
-    from sc_eval.errors import printable
 
     sys.stderr.write(f"sc-eval: warning: {printable(str(message))}\n")
 
@@ -156,9 +159,6 @@ class Terminated(BaseException):
 @contextlib.contextmanager
 def _termination_as_exception() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -205,10 +205,6 @@ def handle_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sc_eval.errors import ScEvalError
-        from sc_eval.files import os_error_reason
-        from sc_eval.outputs import transaction
-
         debug = bool(kwargs.get("debug")) or os.environ.get("SC_EVAL_DEBUG") == "1"
         old = warnings.showwarning
         warnings.showwarning = _show_warning
@@ -240,8 +236,6 @@ def handle_errors(fn: F) -> F:
                 raise
             raise fail("interrupted; no output was written", 130) from None
         except Terminated as e:
-            import signal
-
             name = signal.Signals(e.signum).name
             raise fail(f"terminated by {name}; no output was written", 128 + e.signum) from None
         finally:
@@ -283,7 +277,6 @@ def emit(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    from sc_eval.outputs import write_text
 
     write_text(output, text, announce=True)
 

@@ -9,6 +9,7 @@ import typer
 
 from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
+from sc_eval.errors import UsageError
 
 CompareMetrics = Annotated[
     list[str] | None,
@@ -74,7 +75,6 @@ def compare(
     """
     from sc_eval.comparison import DEFAULT_COMPARE_COVERAGES, DEFAULT_COMPARE_METRICS, Comparison
     from sc_eval.comparison import compare as run_compare
-    from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions
     from sc_eval.sources import load_source
 

@@ -9,6 +9,8 @@ import typer
 
 from sc_eval.cli import app, handle_errors, stdout_console
 from sc_eval.cli import options as o
+from sc_eval.errors import UsageError
+from sc_eval.outputs import detached
 
 
 @app.command()
@@ -81,10 +83,7 @@ def demo(
         ood=ood,
     )
     if not 0.0 < tune_split < 1.0:
-        from sc_eval.errors import UsageError
-
         raise UsageError(f"--tune-split must be a fraction in (0, 1), got {tune_split}")
-    from sc_eval.outputs import detached
 
     with detached():  # the demo reads back the checkpoints and predictions it writes
         result = run_demo(cfg, out=out, progress=progress, n_boot=bootstrap)

@@ -10,6 +10,7 @@ import typer
 
 from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
+from sc_eval.errors import UsageError
 
 Features = Annotated[
     list[Path] | None,
@@ -78,7 +79,6 @@ def diagnose(
     from sc_eval.collapse import load_features
     from sc_eval.diagnose import Diagnosis
     from sc_eval.diagnose import diagnose as run
-    from sc_eval.errors import UsageError
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt, Diagnosis)

@@ -10,6 +10,7 @@ import typer
 
 from sc_eval.cli import app, emit_result, handle_errors, split_list
 from sc_eval.cli import options as o
+from sc_eval.outputs import append_on_commit, write_text
 
 
 @app.command()
@@ -91,7 +92,6 @@ def gate(
 ) -> None:
     """Fail (exit 1) when a metric regressed past its tolerance; 0 pass, 2 bad input."""
     from sc_eval.gate import GateReport, run_gate
-    from sc_eval.outputs import append_on_commit, write_text
     from sc_eval.render import render
 
     o.check_format(fmt, GateReport)

@@ -15,6 +15,8 @@ import typer
 
 from sc_eval.cli import app, handle_errors
 from sc_eval.cli import options as o
+from sc_eval.errors import UsageError
+from sc_eval.outputs import is_stream
 
 
 @app.command()
@@ -91,9 +93,6 @@ def infer(
     debug: o.Debug = False,
 ) -> None:
     """Run CHECKPOINT over --data and write logits, labels and index to --out."""
-    from sc_eval.errors import UsageError
-    from sc_eval.outputs import is_stream
-
     if out.suffix.lower() != ".safetensors" and not is_stream(out):
         raise UsageError(f"--out must name a .safetensors file, got '{out}'")
     if features_out is not None and features_layer is None:
@@ -122,8 +121,6 @@ def infer(
 
     if ood_data is not None:
         if features_layer is not None:
-            from sc_eval.errors import UsageError
-
             raise UsageError("--features-layer with --ood-data is not supported yet")
         _infer_mixed(checkpoint, data, ood_data, out, main=main, run=run, spec=spec,
                      transform=transform, options=options)  # fmt: skip

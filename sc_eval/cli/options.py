@@ -3,6 +3,9 @@ helpers that turn their raw strings into library arguments."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -12,6 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from sc_eval.cli import split_list
+from sc_eval.errors import UsageError, unknown_name
+from sc_eval.outputs import check_appendable, check_output_path, check_replaceable
+from sc_eval.progress import enabled
 
 Scores = Annotated[
     list[str] | None,
@@ -172,7 +178,6 @@ def per_source_vals(
     Validation files belong to one model: one model's logits must not tune another's
     scores, so the count must match the sources.
     """
-    from sc_eval.errors import UsageError
     from sc_eval.sources import load_source
 
     given = list(vals or [])
@@ -254,11 +259,6 @@ def check_outputs(
 
     A ``plot`` path is also checked for a known suffix and an installed matplotlib.
     """
-    import os
-
-    from sc_eval.errors import UsageError
-    from sc_eval.outputs import check_appendable, check_output_path, check_replaceable
-
     given = [p for p in (*paths, plot) if p is not None]
     for path in given:
         check_output_path(path)
@@ -298,7 +298,6 @@ def plot_models(plot: Path, models: list[tuple[str, Any, Any, Any]]) -> None:
 def check_format(fmt: str, result_type: type | None = None) -> str:
     """``fmt`` if ``result_type`` (default: an evaluation) renders in it, else a UsageError
     with a "did you mean" (exit 2)."""
-    from sc_eval.errors import unknown_name
     from sc_eval.pipeline import Evaluation
     from sc_eval.render import formats_for
 
@@ -335,8 +334,6 @@ def score_names(text: str | list[str] | None) -> tuple[str, ...] | None:
     text = joined(text)
     names = split_list(text)
     if text is not None and not names:
-        from sc_eval.errors import UsageError
-
         raise UsageError("--scores: empty list (name scores, e.g. msp,maxlogit; see sc-eval list)")
     for n in names:
         get_score(n)
@@ -373,8 +370,6 @@ def risks(text: str | list[str] | None) -> tuple[float, ...]:
 
 def _fractions(option: str, parse: Any, text: str) -> tuple[float, ...]:
     """Each comma-separated value parsed; an error names the option."""
-    from sc_eval.errors import UsageError
-
     values = split_list(text)
     if len(values) != len(text.split(",")):
         raise UsageError(f"{option}: empty value in '{text}' (give comma-separated numbers)")
@@ -386,7 +381,6 @@ def _fractions(option: str, parse: Any, text: str) -> tuple[float, ...]:
 
 def score_params(pnorm_p: float | None, temperature: float | None) -> dict[str, dict[str, float]]:
     """Fixed parameters from ``--pnorm-p`` / ``--temperature`` for every score taking them."""
-    from sc_eval.errors import UsageError
     from sc_eval.scores import SCORES
 
     if pnorm_p is not None and (pnorm_p < 0 or pnorm_p != pnorm_p):
@@ -410,7 +404,6 @@ def tuning_options(
 
     ``compare`` passes its first ``--val`` here only to check the combination; its
     validation files are per model (:func:`sc_eval.comparison.compare`'s ``vals``)."""
-    from sc_eval.errors import UsageError
     from sc_eval.tuning import DEFAULT_TUNE_FRACTION
 
     flags = (("--tune", tune), ("--tune-split", tune_split is not None), ("--val", val is not None))
@@ -605,8 +598,6 @@ CHECKPOINT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
 
 def floats(text: str | None, option: str) -> tuple[float, ...] | None:
     """``"0.5, 0.5,0.5"`` → ``(0.5, 0.5, 0.5)``; None stays None."""
-    from sc_eval.errors import UsageError
-
     if text is None:
         return None
     try:
@@ -623,9 +614,6 @@ def model_spec(
     trust_pickle: bool = False,
 ) -> Any:
     """A :class:`sc_eval.models.ModelSpec` from the raw option values."""
-    import json
-
-    from sc_eval.errors import UsageError
     from sc_eval.models import ModelSpec
 
     kwargs: Any = {}
@@ -700,8 +688,6 @@ def checkpoint_options(
     """A :class:`sc_eval.sources.CheckpointOptions` (None without ``--data``)."""
     if data is None:
         if ood_data is not None:
-            from sc_eval.errors import UsageError
-
             raise UsageError("--ood-data needs --data (the in-distribution inputs)")
         return None
     from sc_eval.sources import CheckpointOptions
@@ -725,9 +711,6 @@ def with_checkpoint_options(fn: Any) -> Any:
     The command declares ``checkpoint: o.CheckpointArg = None``; the options are
     inserted before its ``debug`` parameter (or at the end).
     """
-    import functools
-    import inspect
-
     sig = inspect.signature(fn, eval_str=True)
     kept = [p for p in sig.parameters.values() if p.name != "checkpoint"]
     added = [
@@ -816,9 +799,6 @@ def _bundle(
 ) -> Callable[[Any], Any]:
     """A decorator putting ``params`` in place of the command's ``placeholder`` parameter
     and calling the command with ``placeholder=build(**their values)``."""
-    import functools
-    import inspect
-
     names = [name for name, _, _ in params]
 
     def decorate(fn: Any) -> Any:
@@ -857,9 +837,6 @@ with_evaluation: Callable[[Any], Any] = _bundle("evaluation", EVALUATION_PARAMS,
 def with_progress(fn: Any) -> Any:
     """Give a command ``--progress/--no-progress`` (before its ``debug`` parameter) and
     run it with progress bars on or off (:func:`sc_eval.progress.enabled`)."""
-    import functools
-    import inspect
-
     sig = inspect.signature(fn, eval_str=True)
     kept = list(sig.parameters.values())
     at = next((i for i, p in enumerate(kept) if p.name == "debug"), len(kept))
@@ -872,8 +849,6 @@ def with_progress(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sc_eval.progress import enabled
-
         with enabled(kwargs.pop("progress", True)):
             return fn(*args, **kwargs)
 

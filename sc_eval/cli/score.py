@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
+from sc_eval.errors import UsageError
 
 
 @app.command()
@@ -50,9 +52,6 @@ def score(
     With --by class|group: per-slice n, accuracy, AURC, and coverage and selective
     risk at one global threshold (--at-coverage), worst slice first.
     """
-    import dataclasses
-
-    from sc_eval.errors import UsageError
     from sc_eval.pipeline import EvalOptions, evaluate_sources
     from sc_eval.sources import load_source
 

@@ -9,6 +9,7 @@ import typer
 
 from sc_eval.cli import app, emit_result, handle_errors
 from sc_eval.cli import options as o
+from sc_eval.errors import UsageError
 
 
 @app.command()
@@ -82,7 +83,6 @@ def threshold(
 
     Exit 1 when no threshold meets --target-risk (the best bound is reported).
     """
-    from sc_eval.errors import UsageError
     from sc_eval.selector import Selector
     from sc_eval.threshold import ThresholdResult, select_threshold
 
