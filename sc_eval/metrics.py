@@ -483,30 +483,29 @@ def _parse_fraction(text: str, what: str, *, allow_zero: bool) -> float:
     return value
 
 
+def _read_off(info: MetricInfo, point: str, value: float) -> Metric:
+    """A metric read off the tie-aware curve at one point: ``point`` names the method
+    of :class:`~sc_eval.curves.RiskCoverage` and of
+    :class:`~sc_eval.curves.ResampledBlocks` (its bootstrap fast path) taking ``value``."""
+    return Metric(
+        info,
+        fn=lambda c, conv: getattr(c.tied, point)(value),
+        batch=lambda rb, conv: getattr(rb, point)(value),
+    )
+
+
 def risk_at_coverage(coverage: float) -> Metric:
     """The metric ``risk@cov=c``: tie-aware selective risk at coverage ``c``."""
-    return Metric(
-        _lower(
-            f"risk@cov={coverage:g}",
-            f"risk@{100 * coverage:g}%",
-            f"selective risk at {coverage:.0%} coverage",
-        ),
-        fn=lambda c, conv: c.tied.risk_at_coverage(coverage),
-        batch=lambda rb, conv: rb.risk_at_coverage(coverage),
-    )
+    label = f"risk@{100 * coverage:g}%"
+    info = _lower(f"risk@cov={coverage:g}", label, f"selective risk at {coverage:.0%} coverage")
+    return _read_off(info, "risk_at_coverage", coverage)
 
 
 def coverage_at_risk(risk: float) -> Metric:
     """The metric ``cov@risk=r``: largest coverage with selective risk at most ``r``."""
-    return Metric(
-        _higher(
-            f"cov@risk={risk:g}",
-            f"cov@risk≤{100 * risk:g}%",
-            f"largest coverage whose selective risk is at most {risk:.2%}",
-        ),
-        fn=lambda c, conv: c.tied.coverage_at_risk(risk),
-        batch=lambda rb, conv: rb.coverage_at_risk(risk),
-    )
+    description = f"largest coverage whose selective risk is at most {risk:.2%}"
+    info = _higher(f"cov@risk={risk:g}", f"cov@risk≤{100 * risk:g}%", description)
+    return _read_off(info, "coverage_at_risk", risk)
 
 
 def parse_coverage(text: str) -> float:

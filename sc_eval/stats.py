@@ -322,20 +322,10 @@ class BootstrapResult:
 
 
 class PairedBootstrap:
-    """Sorted once, evaluated on any number of resamples (see :func:`bootstrap_metrics`).
+    """Sorted once, evaluated on any number of resamples.
 
-    Parameters
-    ----------
-    samples : sequence of ScoredSamples
-        One per model, **aligned**: sample ``i`` is the same test sample in
-        every model.
-    metrics : sequence of str
-        Selective metric names (``aurc``, ``risk@cov=0.9`` …) and/or model
-        metric names (``acc``, ``ece``, ``nll``, ``brier``).
-    scores : sequence of str, optional
-        Confidence scores (default: those of the first model).
-    convention : str
-        Discretisation of the area metrics.
+    ``samples``, ``metrics``, ``scores`` and ``convention`` are those of
+    :func:`bootstrap_metrics`, which makes one and runs it.
     """
 
     def __init__(

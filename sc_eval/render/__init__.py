@@ -21,7 +21,7 @@ imported below.
 from __future__ import annotations
 
 # Formats, then views: importing a module registers it.
-from sc_eval.render import (  # noqa: F401  # noqa: F401
+from sc_eval.render import (  # noqa: F401
     compare,
     csvfmt,
     diagnose,
