@@ -334,6 +334,7 @@ class Verdict:
     high: float = math.nan
     p_value: float = math.nan
     alpha: float | None = None
+    p_floor: float = 0.0  # the smallest p-value the bootstrap can give, 1 / (B + 1)
 
     @property
     def delta(self) -> float:
@@ -383,8 +384,7 @@ class Verdict:
             amount = f"<{10.0**-digits:.{digits}f}"
         amount += r.unit
         tol = f"{num.param(r.tolerance)}{r.unit}"
-        p = num.p_value(self.p_value)
-        p = f"p{p}" if p.startswith("<") else f"p={p}"
+        p = num.p_text(self.p_value, floor=self.p_floor)
         if self.regression == 0:
             return "unchanged"
         if self.regression < 0:
@@ -485,6 +485,7 @@ def check_rules(
     for rule, base in zip(rules, baseline_values, strict=True):
         cand = candidate_value(candidate, rule)
         low = high = p = math.nan
+        floor = 0.0
         if bootstrap is not None:
             score = rule.score or bootstrap.scores[0]
             deltas = bootstrap.replicates(1, score, rule.metric) - bootstrap.replicates(
@@ -497,8 +498,9 @@ def check_rules(
                 sign = -1.0 if rule.higher_is_better else 1.0
                 regress = sign * d * rule.scale
                 p = (int(np.count_nonzero(regress <= rule.tolerance)) + 1) / (d.size + 1)
+                floor = 1 / (d.size + 1)
         out.append(
-            Verdict(rule, base, cand, low, high, p, alpha if bootstrap is not None else None)
+            Verdict(rule, base, cand, low, high, p, alpha if bootstrap is not None else None, floor)
         )
     return out
 

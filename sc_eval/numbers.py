@@ -6,7 +6,8 @@ The same quantity has the same decimals everywhere:
   ``fraction``) has 2 decimals, any other metric 4 (:func:`metric_value`);
   a difference of a metric is signed with the same decimals (:func:`metric_delta`);
 * a fraction shown as a percentage (coverage, risk, share) has 2 decimals (:func:`pct`);
-* a p-value has 3 decimals, ``<0.001`` below that (:func:`p_value`);
+* a p-value has 3 decimals, ``<0.001`` below that and ``≤x`` at the smallest value its
+  bootstrap can give (:func:`p_value`);
 * any other real (a threshold, a tuning statistic) has 6 significant digits
   (:func:`real`); a parameter such as ``p=4`` or ``T=1.5`` is shown as typed (:func:`param`).
 
@@ -25,6 +26,7 @@ __all__ = [
     "NA",
     "metric_delta",
     "metric_value",
+    "p_text",
     "p_value",
     "param",
     "params_text",
@@ -81,15 +83,31 @@ def pct_delta(x: float) -> str:
     return _fixed(100 * x, 2, sign=True)
 
 
-def p_value(p: float) -> str:
-    """A p-value: 3 decimals, ``<0.001`` below that.
+def p_value(p: float, *, floor: float = 0.0) -> str:
+    """A p-value: 3 decimals, ``<0.001`` below that; ``≤x`` at ``floor``, the smallest
+    p-value the test can give (a bootstrap of B resamples: ``1/(B+1)`` one-sided,
+    ``2/(B+1)`` two-sided), where the data allow no finer statement.
 
-    >>> p_value(0.0392), p_value(0.000999), p_value(float("nan"))
-    ('0.039', '<0.001', 'n/a')
+    >>> p_value(0.0392), p_value(0.000999), p_value(2 / 1001, floor=2 / 1001)
+    ('0.039', '<0.001', '≤0.002')
+    >>> p_value(float("nan"))
+    'n/a'
     """
     if math.isnan(p):
         return NA
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    if p < 0.001:
+        return "<0.001"
+    if p <= floor:
+        return f"≤{math.ceil(floor * 1000) / 1000:.3f}"
+    return f"{p:.3f}"
+
+
+def p_text(p: float, *, floor: float = 0.0) -> str:
+    """``p=0.039``, ``p<0.001``, ``p≤0.002`` (see :func:`p_value`) or ``p n/a``."""
+    text = p_value(p, floor=floor)
+    if text == NA:
+        return "p n/a"
+    return f"p{text}" if text[0] in "<≤" else f"p={text}"
 
 
 def real(x: float) -> str:

@@ -127,9 +127,12 @@ class Difference(Interval):
     p_value : float
         Two-sided bootstrap p-value of ``difference = 0`` (see
         :func:`paired_difference`); NaN without replicates.
+    p_floor : float
+        The smallest p-value ``B`` replicates can give, ``2 / (B + 1)`` (0 without).
     """
 
     p_value: float = math.nan
+    p_floor: float = 0.0
 
 
 def _check_confidence(confidence: float) -> float:
@@ -199,7 +202,7 @@ def paired_difference(
     below = int(np.count_nonzero(d <= 0)) + 1
     above = int(np.count_nonzero(d >= 0)) + 1
     p = min(1.0, 2.0 * min(below, above) / (d.size + 1))
-    return Difference(iv.estimate, iv.low, iv.high, iv.confidence, p)
+    return Difference(iv.estimate, iv.low, iv.high, iv.confidence, p, 2.0 / (d.size + 1))
 
 
 # --------------------------------------------------------------------------- resampling

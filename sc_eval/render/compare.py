@@ -44,14 +44,6 @@ def delta_style(name: str, cell: MetricComparison) -> str:
     return f"bold {colour}" if d.excludes_zero else colour
 
 
-def p_text(p: float) -> str:
-    """``p=0.039``, ``p<0.001`` or ``p n/a``."""
-    text = num.p_value(p)
-    if text == num.NA:
-        return "p n/a"
-    return f"p{text}" if text.startswith("<") else f"p={text}"
-
-
 def _compare_cell(name: str, cell: MetricComparison) -> list[Line]:
     lines: list[Line] = [(num.metric_value(name, cell.value), "")]
     d = cell.delta
@@ -61,7 +53,12 @@ def _compare_cell(name: str, cell: MetricComparison) -> list[Line]:
     if math.isnan(d.low):
         lines.append((f"Δ {num.metric_delta(name, d.estimate)}", style))
         return lines
-    lines.append((f"Δ {num.metric_delta(name, d.estimate)} ({p_text(d.p_value)})", style))
+    lines.append(
+        (
+            f"Δ {num.metric_delta(name, d.estimate)} ({num.p_text(d.p_value, floor=d.p_floor)})",
+            style,
+        )
+    )
     lines.append((f"[{num.metric_delta(name, d.low)}, {num.metric_delta(name, d.high)}]", style))
     return lines
 

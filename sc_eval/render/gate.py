@@ -40,7 +40,7 @@ def verdict_rows(report: GateReport) -> tuple[list[str], list[list[str]]]:
                 num.NA if v.undefined else _value(v, v.delta, sign=True),
                 f"{num.param(r.tolerance)}{r.unit}",
                 interval,
-                "—" if math.isnan(v.p_value) else num.p_value(v.p_value),
+                "—" if math.isnan(v.p_value) else num.p_value(v.p_value, floor=v.p_floor),
                 "PASS" if v.passed else "FAIL",
                 v.reason,
             ]
