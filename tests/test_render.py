@@ -46,7 +46,7 @@ def results(tmp_path_factory) -> dict[str, object]:
     ev, scored = evaluate_source(pa, EvalOptions())
     rule = Rule("aurc", "msp", 0.1)
     verdict = Verdict(rule, 0.10, 0.12, -0.001, 0.04, 0.000999, 0.05)
-    report = GateReport(str(b), str(a), "predictions", "mean", (verdict,))
+    report = GateReport(str(b), str(a), "predictions", "mean", (verdict,), evaluation=ev)
     return {
         "score": [ev],
         "samples": [(ev.source, scored, None, ev)],
@@ -128,6 +128,12 @@ def test_html_has_an_inline_plot_and_provenance(results):
     cmp_text = render(results["compare"], "html")
     _strict(cmp_text)
     assert "<svg" in cmp_text
+
+
+def test_gate_html_names_the_labels_it_checked(results):
+    report = results["gate"]
+    assert report.evaluation is not None
+    assert report.evaluation.labels_sha256 in render(report, "html")
 
 
 def test_html_without_matplotlib_says_so(results, monkeypatch):

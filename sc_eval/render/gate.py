@@ -140,11 +140,14 @@ def records(report: GateReport, **_: Any) -> Records:
 
 
 def provenance(report: GateReport, **_: Any) -> list[tuple[str, str]]:
-    return [
+    out = [
         ("candidate", report.candidate),
         (f"baseline ({report.baseline_kind})", report.baseline),
         ("AURC convention", report.convention),
     ]
+    if report.evaluation is not None:  # the baseline's are the same: gate checks them
+        out.append(("labels sha256", report.evaluation.labels_sha256))
+    return out
 
 
 register_view(GateReport, View(page, document, records, provenance))
