@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from sc_eval import progress
 from sc_eval.curves import sort_scores
@@ -806,10 +807,10 @@ def restrict_evaluation(
 
 
 def evaluate(
-    logits: Any = None,
-    labels: Any = None,
+    logits: ArrayLike | None = None,
+    labels: ArrayLike | None = None,
     *,
-    probs: Any = None,
+    probs: ArrayLike | None = None,
     options: EvalOptions | None = None,
     **changes: Any,
 ) -> Evaluation:

@@ -39,9 +39,11 @@ import numpy as np
 
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, UsageError
-from sc_eval.io import OOD_LABEL
-from sc_eval.metrics import Curves, get_convention
+from sc_eval.io import OOD_LABEL, Predictions
+from sc_eval.metrics import Convention, Curves, get_convention
+from sc_eval.pipeline import EvalOptions, ScoredSamples, evaluate_source
 from sc_eval.report import json_safe
+from sc_eval.sources import CheckpointOptions, KeyOptions, load_source
 from sc_eval.threshold import clopper_pearson, risk_bound_at_coverage
 
 __all__ = [
@@ -132,7 +134,7 @@ class SliceTable:
 
 # --------------------------------------------------------------------------- computing
 def slice_ids(
-    preds: Any, *, by: str, groups_key: str | None = None
+    preds: Predictions, *, by: str, groups_key: str | None = None
 ) -> tuple[np.ndarray, list[str]]:
     """Slice index of every sample of ``preds`` and the slice names.
 
@@ -183,7 +185,7 @@ def slice_ids(
 
 
 def _row(
-    name: str, keys: np.ndarray, errors: np.ndarray, accept: np.ndarray, conv: Any
+    name: str, keys: np.ndarray, errors: np.ndarray, accept: np.ndarray, conv: Convention
 ) -> SliceRow:
     n, e = int(errors.shape[0]), int(errors.sum())
     m, k = int(accept.sum()), int(errors[accept].sum())
@@ -198,7 +200,7 @@ def _worst_first(r: SliceRow) -> tuple[float, float, str]:
 
 
 def slice_scored(
-    scored: Any,
+    scored: ScoredSamples,
     ids: np.ndarray,
     names: Sequence[str],
     *,
@@ -258,18 +260,16 @@ def slice_scored(
 
 def slice_sources(
     sources: Sequence[str | os.PathLike[str]],
-    opts: Any,
+    opts: EvalOptions,
     *,
-    keys: Any = None,
-    checkpoint: Any = None,
+    keys: KeyOptions | None = None,
+    checkpoint: CheckpointOptions | None = None,
     by: str,
     groups_key: str | None = None,
     coverage: float = DEFAULT_SLICE_COVERAGE,
 ) -> list[SliceTable]:
     """Load (running checkpoints through ``checkpoint`` options), score (with tuning
     when ``opts`` asks) and slice each source."""
-    from sc_eval.pipeline import evaluate_source
-    from sc_eval.sources import KeyOptions, load_source
 
     if by == "class" and groups_key:
         raise UsageError("--groups-key applies to --by group, not --by class")

@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -18,6 +18,18 @@ from sc_eval.cli import split_list
 from sc_eval.errors import UsageError, unknown_name
 from sc_eval.outputs import check_appendable, check_output_path, check_replaceable
 from sc_eval.progress import enabled
+
+if TYPE_CHECKING:  # annotations only: the command bodies import what they use
+    import numpy as np
+
+    from sc_eval.data import ImageTransform
+    from sc_eval.infer import InferOptions
+    from sc_eval.io import Predictions
+    from sc_eval.models import ModelSpec
+    from sc_eval.pipeline import Evaluation, ScoredSamples
+    from sc_eval.sources import CheckpointOptions, KeyOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 Scores = Annotated[
     list[str] | None,
@@ -171,8 +183,12 @@ Vals = Annotated[
 
 
 def per_source_vals(
-    sources: list[Path], vals: list[Path] | None, tune: bool, tune_split: float | None, keys: Any
-) -> list[Any] | None:
+    sources: list[Path],
+    vals: list[Path] | None,
+    tune: bool,
+    tune_split: float | None,
+    keys: KeyOptions,
+) -> list[Predictions] | None:
     """One validation source per input (``--val`` repeated in order), or None.
 
     Validation files belong to one model: one model's logits must not tune another's
@@ -278,7 +294,9 @@ def check_outputs(
         check_plot_path(plot)
 
 
-def plot_models(plot: Path, models: list[tuple[str, Any, Any, Any]]) -> None:
+def plot_models(
+    plot: Path, models: list[tuple[str, ScoredSamples, np.ndarray | None, Evaluation]]
+) -> None:
     """Draw ``(name, scored samples, OOD mask, evaluation)`` of each model to ``plot``:
     the SCOD and ID-only curves of a mixed set, the tuned parameters in the legend."""
     from sc_eval.ood import plot_series
@@ -368,7 +386,7 @@ def risks(text: str | list[str] | None) -> tuple[float, ...]:
     return _fractions("--risks", parse_risk, text) if text is not None else DEFAULT_RISKS
 
 
-def _fractions(option: str, parse: Any, text: str) -> tuple[float, ...]:
+def _fractions(option: str, parse: Callable[[str], float], text: str) -> tuple[float, ...]:
     """Each comma-separated value parsed; an error names the option."""
     values = split_list(text)
     if len(values) != len(text.split(",")):
@@ -387,7 +405,7 @@ def score_params(pnorm_p: float | None, temperature: float | None) -> dict[str, 
         raise UsageError(f"--pnorm-p must be >= 0, got {pnorm_p}")
     if temperature is not None and not temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {temperature}")
-    given: dict[str, Any] = {"p": pnorm_p, "T": temperature}
+    given: dict[str, float | None] = {"p": pnorm_p, "T": temperature}
     out: dict[str, dict[str, float]] = {}
     for name, s in SCORES.items():
         fixed = {k: float(v) for k, v in given.items() if v is not None and k in s.defaults}
@@ -397,7 +415,7 @@ def score_params(pnorm_p: float | None, temperature: float | None) -> dict[str, 
 
 
 def tuning_options(
-    tune: bool, tune_split: float | None, val: Path | None, keys: Any
+    tune: bool, tune_split: float | None, val: Path | None, keys: KeyOptions
 ) -> dict[str, Any]:
     """``--tune`` / ``--tune-split`` / ``--val`` → the ``tune_split`` and ``val`` of
     :class:`~sc_eval.pipeline.EvalOptions` (at most one of the three).
@@ -572,7 +590,7 @@ NoCache = Annotated[
 #: Annotation of the ``checkpoint`` parameter that :func:`with_checkpoint_options` fills.
 CheckpointArg = Any
 
-CHECKPOINT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+CHECKPOINT_PARAMS: tuple[tuple[str, object, object], ...] = (
     ("data", Data, None),
     ("ood_data", OodData, None),
     ("arch", Arch, None),
@@ -612,11 +630,11 @@ def model_spec(
     num_classes: int | None = None,
     state_dict_key: str | None = None,
     trust_pickle: bool = False,
-) -> Any:
+) -> ModelSpec:
     """A :class:`sc_eval.models.ModelSpec` from the raw option values."""
     from sc_eval.models import ModelSpec
 
-    kwargs: Any = {}
+    kwargs: dict[str, Any] = {}
     if arch_kwargs:
         try:
             kwargs = json.loads(arch_kwargs)
@@ -633,7 +651,7 @@ def image_transform(
     mean: str | None = None,
     std: str | None = None,
     interpolation: str = "bilinear",
-) -> Any:
+) -> ImageTransform:
     """A :class:`sc_eval.data.ImageTransform` from the raw option values."""
     from sc_eval.data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform
 
@@ -654,7 +672,7 @@ def infer_options(
     compile_model: bool = False,
     workers: int | None = None,
     progress: bool = True,
-) -> Any:
+) -> InferOptions:
     """A :class:`sc_eval.infer.InferOptions` from the raw option values."""
     from sc_eval.infer import InferOptions
 
@@ -684,7 +702,7 @@ def checkpoint_options(
     interpolation: str = "bilinear",
     cache_dir: Path | None = None,
     no_cache: bool = False,
-) -> Any:
+) -> CheckpointOptions | None:
     """A :class:`sc_eval.sources.CheckpointOptions` (None without ``--data``)."""
     if data is None:
         if ood_data is not None:
@@ -748,7 +766,7 @@ KeysArg = Any
 #: Annotation of the ``evaluation`` parameter that :func:`with_evaluation` fills.
 EvaluationArg = Any
 
-KEY_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+KEY_PARAMS: tuple[tuple[str, object, object], ...] = (
     ("logits_key", LogitsKey, None),
     ("probs_key", ProbsKey, None),
     ("labels_key", LabelsKey, "labels"),
@@ -756,7 +774,7 @@ KEY_PARAMS: tuple[tuple[str, Any, Any], ...] = (
     ("ood_key", OodKey, "ood"),
 )
 
-EVALUATION_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+EVALUATION_PARAMS: tuple[tuple[str, object, object], ...] = (
     ("aurc_convention", Convention, "mean"),
     ("pnorm_p", PnormP, None),
     ("temperature", Temperature, None),
@@ -766,11 +784,17 @@ EVALUATION_PARAMS: tuple[tuple[str, Any, Any], ...] = (
 )
 
 
-def key_options(**given: Any) -> Any:
+def key_options(
+    logits_key: str | None = None,
+    probs_key: str | None = None,
+    labels_key: str = "labels",
+    index_key: str = "index",
+    ood_key: str = "ood",
+) -> KeyOptions:
     """A :class:`sc_eval.sources.KeyOptions` from the ``--*-key`` options."""
     from sc_eval.sources import KeyOptions
 
-    return KeyOptions(**given)
+    return KeyOptions(logits_key, probs_key, labels_key, index_key, ood_key)
 
 
 def evaluation_options(
@@ -795,8 +819,8 @@ def evaluation_options(
 
 
 def _bundle(
-    placeholder: str, params: tuple[tuple[str, Any, Any], ...], build: Callable[..., Any]
-) -> Callable[[Any], Any]:
+    placeholder: str, params: tuple[tuple[str, object, object], ...], build: Callable[..., object]
+) -> Callable[[F], F]:
     """A decorator putting ``params`` in place of the command's ``placeholder`` parameter
     and calling the command with ``placeholder=build(**their values)``."""
     names = [name for name, _, _ in params]
