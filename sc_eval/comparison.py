@@ -46,6 +46,7 @@ from sc_eval.pipeline import (
     get_nan_policy,
     restrict_evaluation,
 )
+from sc_eval.scores import check_scores_for_input, default_scores
 from sc_eval.stats import Difference, Interval, bootstrap_metrics
 
 __all__ = [
@@ -414,6 +415,14 @@ def compare(
             f"give one validation file per model: {len(preds)} models, {len(vals)} "
             "validation files (in the order of the models)"
         )
+    if opts.scores is None:  # the default set every model can give
+        has_logits = all(p.has_logits for p in preds)
+        opts = dataclasses.replace(opts, scores=default_scores(has_logits=has_logits))
+    for p in preds:
+        try:
+            check_scores_for_input(tuple(opts.scores or ()), has_logits=p.has_logits)
+        except UsageError as e:
+            raise UsageError(f"{p.name}: {e}") from None
     per_model = (
         [opts] * len(preds)
         if vals is None

@@ -309,3 +309,18 @@ def test_score_bootstrap_cli(files: Path):
     assert c.stdout.splitlines()[0].endswith(",low,high,confidence")
     plain = runner.invoke(app, ["score", "ce.safetensors", "--scores", "msp", "-f", "csv"])
     assert plain.stdout.splitlines()[0].endswith(",convention")
+
+
+def test_logits_then_probabilities_use_the_scores_both_can_give(tmp_path):
+    a, b, y = two_models()
+    p = np.exp(b - b.max(axis=1, keepdims=True))
+    write_predictions(tmp_path / "a.safetensors", logits=a, labels=y)
+    write_predictions(tmp_path / "p.safetensors", probs=p / p.sum(axis=1, keepdims=True), labels=y)
+    files = [str(tmp_path / "a.safetensors"), str(tmp_path / "p.safetensors")]
+    r = runner.invoke(app, ["compare", *files, "--bootstrap", "10", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    scores = [s["score"] for s in json.loads(r.stdout)["comparisons"]]
+    assert "msp" in scores and "maxlogit" not in scores
+    r = runner.invoke(app, ["compare", *files, "--bootstrap", "10", "-s", "maxlogit"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "p.safetensors: score(s) maxlogit need logits" in r.stderr
