@@ -211,3 +211,16 @@ def test_tuning_note_is_rounded(tmp_path: Path):
     assert r.exit_code == 0, r.output
     rates = re.findall(r"tune_error_rate=([0-9.e-]+)", r.stdout)
     assert rates and all(len(x.split(".")[-1]) <= 7 for x in rates)
+
+
+def test_terminal_escape_sequences_in_names_are_shown_not_obeyed(tmp_path):
+
+    name = tmp_path / "osc\x1b]0;pwned\x07\x1b[2J.safetensors"
+    predictions_file(name, 60, 3)
+    ev, _ = evaluate_source(load_predictions(name), EvalOptions(scores=("msp",)))
+    buf = io.StringIO()
+    console = Console(file=buf, width=300, force_terminal=True, highlight=False, color_system=None)
+    render([ev], "table", console=console)
+    text = buf.getvalue()
+    assert "\x1b]0;" not in text and "\x07" not in text and "\x1b[2J" not in text
+    assert "\\x1b]0;pwned\\x07" in text

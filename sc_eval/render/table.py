@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
+from sc_eval.errors import printable
 from sc_eval.render.registry import register_format
 from sc_eval.render.view import Grid, Page, Section, View
 
@@ -56,6 +57,12 @@ def fold_columns(
     return groups
 
 
+def escape(text: str) -> str:
+    """Text as Rich shows it literally: markup escaped, and control characters
+    (terminal escape sequences in a file or group name) written as ``\\x1b``."""
+    return escape_markup(printable(text))
+
+
 def _cell(g: Grid, i: int, j: int) -> str:
     lines = g.rows[i][j].split("\n")
     out = []
@@ -79,9 +86,9 @@ def print_grid(console: Console, g: Grid) -> None:
         t = Table(show_lines=multiline)
         for j in columns:
             if g.left(j):
-                t.add_column(g.headers[j], justify="left", overflow="fold")
+                t.add_column(escape(g.headers[j]), justify="left", overflow="fold")
             else:
-                t.add_column(g.headers[j], justify="right", no_wrap=True)
+                t.add_column(escape(g.headers[j]), justify="right", no_wrap=True)
         last = len(g.rows) - 1
         for i in range(len(g.rows)):
             end = g.total_row and i == last - 1
