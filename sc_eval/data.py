@@ -1,7 +1,8 @@
-"""Inference data (SPEC §4): tensor files and image folders.
+"""Inference data: tensor files and image folders.
 
 * **Tensor file** — ``.safetensors``, ``.npz`` or ``.pt`` (kind detected from
-  content, read by :mod:`sc_eval.io`; safetensors stay memory-mapped) holding
+  content, read by :mod:`sc_eval.io`; safetensors stay on disk, read batch by
+  batch) holding
   ``inputs`` ``[N, …]`` and integer ``labels`` ``[N]``, optionally ``index``
   ``[N]`` sample ids that are carried into the predictions file.
 * **Image folder** — one sub-folder per class; class ``i`` is the ``i``-th
@@ -107,7 +108,8 @@ class ImageTransform:
 
 # --------------------------------------------------------------------------- datasets
 class TensorBatches:
-    """Batches of rows of an ``inputs`` array (kept memory-mapped when it is)."""
+    """Batches of rows of an ``inputs`` array (read from disk batch by batch when the file
+    allows)."""
 
     def __init__(self, inputs: np.ndarray, dtype: str):
         self.inputs = inputs

@@ -1,4 +1,4 @@
-"""Batched, optionally distributed inference (SPEC §5): checkpoint + data → predictions.
+"""Batched, optionally distributed inference: checkpoint + data → predictions.
 
 :func:`predict` runs a loaded network over :class:`~sc_eval.data.InferenceData`
 under ``torch.inference_mode``: a ``DataLoader`` (workers, pinned memory on
@@ -72,8 +72,8 @@ class InferOptions:
     compile : bool
         ``torch.compile`` the network.
     workers : int or None
-        DataLoader worker processes; default 0 for tensor files (already in
-        memory or memory-mapped), ``min(8, CPUs per process)`` for image folders.
+        DataLoader worker processes; default 0 for tensor files (in memory,
+        or read from disk in batches), ``min(8, CPUs per process)`` for image folders.
     progress : bool
         Show a progress bar on stderr (rank 0 only).
     """

@@ -1,10 +1,12 @@
-"""Predictions files in and out (SPEC §4), validated once at the boundary.
+"""Predictions files in and out, validated once at the boundary.
 
 Readers:
 
-* ``.safetensors`` — parsed here (header + ``numpy.memmap``), so files larger
-  than RAM stay on disk, bf16 is supported and torch is never imported;
-* ``.npz`` — ``numpy.load(allow_pickle=False)``;
+* ``.safetensors`` — parsed here (header, then rows read on demand with
+  ``os.pread``: :class:`FileRows`), so files larger than RAM stay on disk,
+  bf16 is supported and torch is never imported;
+* ``.npz`` — each ``.npy`` member's header checked, its data expanded only
+  when first read (:class:`NpzMember`; never ``allow_pickle``);
 * ``.pt`` / ``.pth`` — a dict of tensors via
   ``torch.load(weights_only=True, mmap=True)`` (torch imported only here).
 
@@ -80,7 +82,8 @@ _ST_DTYPES: dict[str, str] = {
 # --------------------------------------------------------------------------- arrays
 @dataclass(frozen=True)
 class RawArray:
-    """An array as stored: numpy data (maybe memory-mapped) and its logical dtype.
+    """An array as stored: its data (in memory, or read on demand from the file) and its
+    logical dtype.
 
     bf16 has no numpy dtype; it is kept as ``uint16`` bits and widened to
     float32 chunk by chunk.
@@ -102,13 +105,6 @@ class RawArray:
 
     def full(self) -> np.ndarray:
         return self.rows(0, self.shape[0]) if self.shape else np.asarray(self.data)
-
-
-def _bf16_from_float(x: np.ndarray) -> np.ndarray:
-    """Round float32 to bf16 bits (round-to-nearest-even), for writing bf16 test files."""
-    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    rounding = ((b >> 16) & 1) + 0x7FFF
-    return ((b + rounding) >> 16).astype(np.uint16)
 
 
 class FileRows:
@@ -628,7 +624,7 @@ def read_arrays(
 ) -> tuple[dict[str, RawArray], dict[str, str]]:
     """Every array of a ``.safetensors``/``.npz``/``.pt`` file (kind from content), unvalidated.
 
-    Returns ``(arrays, metadata)``; safetensors arrays stay memory-mapped.
+    Returns ``(arrays, metadata)``; safetensors and npz arrays stay on disk until read.
     ``what`` names the expected file in error messages.
     """
     p = Path(path)
@@ -646,14 +642,14 @@ class Predictions:
     Attributes
     ----------
     values : RawArray
-        Logits or probabilities, possibly memory-mapped.
+        Logits or probabilities, possibly still on disk (read chunk by chunk).
     kind : {"logits", "probs"}
     labels : ndarray of int64, shape (N,)
     index : ndarray of int64 or None
         Sample identifiers (e.g. dataset indices), used to align files.
     path : str or None
     metadata : dict
-    groups : dict
+    extra : dict
         Other 1-D arrays of length N found in the file (for slicing).
     """
 

@@ -1,4 +1,4 @@
-"""Model checkpoints (SPEC §4): what a file holds is detected from its content, then
+"""Model checkpoints: what a file holds is detected from its content, then
 loaded the safest way that works.
 
 * **predictions file** (a ``logits``/``probs`` tensor, or any ``.npz``): no
