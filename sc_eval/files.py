@@ -27,7 +27,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sc_eval.errors import InputError
 
@@ -300,7 +300,7 @@ def require_single_root(names: list[str], path: object) -> None:
         )
 
 
-def _check_local(f: Any, info: zipfile.ZipInfo, path: object) -> ZipMember:
+def _check_local(f: BinaryIO, info: zipfile.ZipInfo, path: object) -> ZipMember:
     f.seek(info.header_offset)
     head = f.read(_LOCAL.size)
     if len(head) < _LOCAL.size:

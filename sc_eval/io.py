@@ -18,15 +18,17 @@ was expected.
 from __future__ import annotations
 
 import hashlib
+import io as _io
 import json
 import math
 import os
+import pickle
 import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias, cast
 
 import numpy as np
 
@@ -42,6 +44,13 @@ from sc_eval.files import (
 )
 from sc_eval.outputs import atomic_output
 from sc_eval.quiet import quiet
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
+
+    #: An in-memory array argument: a numpy array (or nested sequence) or a torch tensor.
+    ArrayInput: TypeAlias = ArrayLike | torch.Tensor
 
 __all__ = [
     "FORMAT_NAME",
@@ -212,7 +221,7 @@ def _possible_shape(shape: tuple[int, ...]) -> bool:
     return len(shape) <= MAX_NDIM and all(d <= MAX_DIM for d in shape) and extent < 2**56
 
 
-def _st_header(path: Path, f: Any, size: int) -> tuple[dict[str, Any], int]:
+def _st_header(path: Path, f: BinaryIO, size: int) -> tuple[dict[str, Any], int]:
     """The parsed JSON header of a safetensors file and the data section's start."""
     head = f.read(8)
     if len(head) < 8:
@@ -494,7 +503,6 @@ def check_storage_records(path: Path) -> None:
     device (no tensor is built) to learn each storage's key and size; every record's
     CRC-32 is verified, which torch skips when it memory-maps.
     """
-    import io as _io
 
     import torch
     from torch import _weights_only_unpickler
@@ -563,8 +571,6 @@ def torch_failure(e: BaseException, what: str) -> str:
 
 
 def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
-    import pickle
-
     import torch
 
     try:
@@ -872,12 +878,12 @@ def load_predictions(
 
 
 def predictions_from_arrays(
-    logits: Any = None,
-    labels: Any = None,
+    logits: ArrayInput | None = None,
+    labels: ArrayInput | None = None,
     *,
-    probs: Any = None,
-    index: Any = None,
-    ood: Any = None,
+    probs: ArrayInput | None = None,
+    index: ArrayInput | None = None,
+    ood: ArrayInput | None = None,
 ) -> Predictions:
     """Validate in-memory arrays (numpy or torch) as :class:`Predictions`.
 
@@ -895,11 +901,11 @@ def predictions_from_arrays(
     return _validate(arrays, path=None, metadata={})
 
 
-def _as_numpy(value: Any) -> tuple[np.ndarray, str]:
-    if type(value).__module__.startswith("torch"):
+def _as_numpy(value: ArrayInput) -> tuple[np.ndarray, str]:
+    if type(value).__module__.startswith("torch"):  # without importing torch for numpy input
         import torch
 
-        t = value.detach().cpu()
+        t = cast("torch.Tensor", value).detach().cpu()
         if t.dtype == torch.bfloat16:
             return t.view(torch.int16).numpy().view(np.uint16), "bfloat16"
         value = t.numpy()
