@@ -38,8 +38,10 @@ from sc_eval.files import (
     ZipMember,
     check_zip,
     detect,
+    is_zip,
     os_error_reason,
     parse_json,
+    read_head,
     verify_crc,
 )
 from sc_eval.outputs import atomic_output
@@ -488,9 +490,7 @@ def torch_load_weights(path: Path) -> Any:
             # torch.save, so read it through a file object (no mmap then)
             with open(path, "rb") as f:
                 return torch.load(f, map_location="cpu", weights_only=True)
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
-        if not is_zip:  # the legacy format cannot be memory-mapped
+        if not is_zip(read_head(path)):  # the legacy format cannot be memory-mapped
             return torch.load(path, map_location="cpu", weights_only=True)
         check_storage_records(path)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
