@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from sc_eval.errors import InputError
+from sc_eval.outputs import write_text
+
 __all__ = [
     "CACHE_ENV",
     "cache_key",
@@ -89,8 +92,6 @@ def memo_digest(
     if text is not None and re.fullmatch(r"[0-9a-f]{64}", text.strip()):
         return text.strip()
     digest = compute()
-    from sc_eval.errors import InputError
-    from sc_eval.outputs import write_text
 
     with contextlib.suppress(OSError, InputError):
         memo.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ class FeatureFile:
     ----------
     path : str
     features : RawArray
-        ``[N, D]``, possibly memory-mapped; read chunk by chunk.
+        ``[N, D]``, possibly still on disk; read chunk by chunk.
     W : ndarray or None
         Classifier weights ``[C, D]`` (float64).
     b : ndarray or None

@@ -18,8 +18,8 @@ better or worse than reference A's, and is the difference real?":
    :mod:`sc_eval.stats`).
 
 The inputs are :class:`~sc_eval.io.Predictions`, however they were obtained
-(a predictions file through :func:`sc_eval.sources.load_source` today, a
-checkpoint run through inference later).
+(a predictions file, or a checkpoint run through inference, both by
+:func:`sc_eval.sources.load_source`).
 """
 
 from __future__ import annotations

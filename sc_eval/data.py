@@ -1,7 +1,8 @@
-"""Inference data (SPEC §4): tensor files and image folders.
+"""Inference data: tensor files and image folders.
 
 * **Tensor file** — ``.safetensors``, ``.npz`` or ``.pt`` (kind detected from
-  content, read by :mod:`sc_eval.io`; safetensors stay memory-mapped) holding
+  content, read by :mod:`sc_eval.io`; safetensors stay on disk, read batch by
+  batch) holding
   ``inputs`` ``[N, …]`` and integer ``labels`` ``[N]``, optionally ``index``
   ``[N]`` sample ids that are carried into the predictions file.
 * **Image folder** — one sub-folder per class; class ``i`` is the ``i``-th
@@ -17,6 +18,7 @@ A dataset here is indexed by a *list* of positions and returns a whole batch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -26,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from sc_eval.cache import file_sha256, memo_digest, tree_sha256
 from sc_eval.errors import InputError, UsageError
+from sc_eval.files import check_input_file
+from sc_eval.io import read_arrays
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -107,7 +112,8 @@ class ImageTransform:
 
 # --------------------------------------------------------------------------- datasets
 class TensorBatches:
-    """Batches of rows of an ``inputs`` array (kept memory-mapped when it is)."""
+    """Batches of rows of an ``inputs`` array (read from disk batch by batch when the file
+    allows)."""
 
     def __init__(self, inputs: np.ndarray, dtype: str):
         self.inputs = inputs
@@ -219,7 +225,6 @@ class InferenceData:
 
     def sha256(self, *, cache_dir: Path | None = None) -> str:
         """Content hash: the file's bytes, or every image's bytes, path and the class list."""
-        from sc_eval.cache import file_sha256, memo_digest, tree_sha256
 
         root = Path(self.path)
         if self.kind == "tensors":
@@ -227,7 +232,6 @@ class InferenceData:
 
         def compute() -> str:
             tree = tree_sha256(root, self.files)
-            import hashlib
 
             head = json.dumps(list(self.classes)).encode("utf-8")
             return hashlib.sha256(head + b"\n" + tree.encode()).hexdigest()
@@ -283,8 +287,6 @@ def _int_vector(a: Any, n: int | None, *, path: Path, name: str) -> np.ndarray:
 
 
 def _open_tensor_file(p: Path) -> InferenceData:
-    from sc_eval.io import read_arrays
-
     arrays, _ = read_arrays(p, what="data file with 'inputs' and 'labels'")
     found = ", ".join(sorted(arrays)) or "none"
     for key in (INPUTS_KEY, LABELS_KEY):
@@ -319,7 +321,6 @@ def _scan_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (links followed, each directory visited once, so a
     link cycle cannot loop); anything but a regular file is refused, since opening a
     FIFO or device named like an image would block or never end."""
-    from sc_eval.files import check_input_file
 
     found = []
     seen: set[tuple[int, int]] = set()

@@ -36,8 +36,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from safetensors.numpy import save_file
 
+from sc_eval.collapse import load_features
+from sc_eval.comparison import compare
+from sc_eval.demo_ood import run_ood_demo
+from sc_eval.diagnose import diagnose
 from sc_eval.errors import UsageError
+from sc_eval.infer import InferOptions, infer
+from sc_eval.io import load_predictions
+from sc_eval.outputs import atomic_output
+from sc_eval.pipeline import EvalOptions
+from sc_eval.plot import Curve, _label, plot_curves
+from sc_eval.scores import MSP_FALLBACK
 
 if TYPE_CHECKING:
     import torch
@@ -228,8 +248,6 @@ def _save_checkpoint(model: torch.nn.Module, cfg: DemoConfig, path: Path) -> Non
     """A ``torch.export`` program with a dynamic batch dimension, written atomically."""
     import torch
 
-    from sc_eval.outputs import atomic_output
-
     example = torch.zeros(2, cfg.dim)
     program = torch.export.export(
         model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
@@ -241,10 +259,6 @@ def _save_checkpoint(model: torch.nn.Module, cfg: DemoConfig, path: Path) -> Non
 
 
 def _save_test_set(x: np.ndarray, y: np.ndarray, path: Path) -> None:
-    from safetensors.numpy import save_file
-
-    from sc_eval.outputs import atomic_output
-
     with atomic_output(path) as tmp:
         save_file(
             {"inputs": np.ascontiguousarray(x), "labels": np.ascontiguousarray(y)},
@@ -271,15 +285,6 @@ def _progress(enabled: bool, total: int) -> Iterator[Any]:
     if not enabled:
         yield lambda description: lambda k: None
         return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -338,12 +343,6 @@ def run_demo(
     -------
     DemoResult
     """
-    from sc_eval.collapse import load_features
-    from sc_eval.comparison import compare
-    from sc_eval.diagnose import diagnose
-    from sc_eval.infer import InferOptions, infer
-    from sc_eval.io import load_predictions
-    from sc_eval.pipeline import EvalOptions
 
     out_dir = Path(out)
     try:
@@ -402,8 +401,6 @@ def run_demo(
         files["risk_coverage_plot"] = picture
     ood = None
     if cfg.ood:  # the same models with OOD samples from held-out mixture components
-        from sc_eval.demo_ood import run_ood_demo
-
         t0 = time.perf_counter()
         ood = run_ood_demo(
             cfg,
@@ -443,7 +440,6 @@ def plot_demo(comparison: Comparison, path: Path) -> Path | None:
         import matplotlib  # noqa: F401
     except ImportError:
         return None
-    from sc_eval.plot import Curve, _label, plot_curves
 
     ce, ls = comparison.samples
     ls_params = comparison.evaluations[1].scores["maxlogit-pnorm"].params
@@ -489,8 +485,6 @@ def _pct(x: float) -> str:
 
 
 def _pnorm_choice(params: dict[str, float]) -> str:
-    from sc_eval.scores import MSP_FALLBACK
-
     if params.get(MSP_FALLBACK):
         return "tuning fell back to MSP"
     return f"tuned p={params['p']:g}"

@@ -26,15 +26,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich.markup import escape
+from safetensors.numpy import save_file
 
+from sc_eval.comparison import compare
+from sc_eval.infer import InferOptions
 from sc_eval.io import (
     Predictions,
     load_predictions,
     predictions_from_arrays,
     write_predictions,
 )
+from sc_eval.ood import mix_predictions
+from sc_eval.outputs import atomic_output
+from sc_eval.pipeline import EvalOptions
+from sc_eval.render import render
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from sc_eval.comparison import Comparison
     from sc_eval.demo import DemoConfig
 
@@ -137,13 +147,6 @@ def run_ood_demo(
     infer_fn : callable
         :func:`sc_eval.infer.infer` (passed in so that this module stays light).
     """
-    from safetensors.numpy import save_file
-
-    from sc_eval.comparison import compare
-    from sc_eval.infer import InferOptions
-    from sc_eval.ood import mix_predictions
-    from sc_eval.outputs import atomic_output
-    from sc_eval.pipeline import EvalOptions
 
     files = {k: out_dir / v for k, v in OOD_FILES.items()}
     components = max(2, cfg.classes // 4)
@@ -268,11 +271,8 @@ def ood_conclusions(demo: OodDemo) -> list[str]:
     return lines
 
 
-def print_ood_demo(demo: OodDemo, console: Any) -> None:
+def print_ood_demo(demo: OodDemo, console: Console) -> None:
     """The OOD part of the demo's output: the comparison tables, then the closing lines."""
-    from rich.markup import escape
-
-    from sc_eval.render import render
 
     console.print(
         f"[bold]With OOD samples[/bold]: {demo.n_ood} inputs from {demo.components} held-out "

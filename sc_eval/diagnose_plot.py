@@ -21,14 +21,19 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sc_eval.diagnose import Diagnosis, ModelDiagnosis
+from sc_eval.diagnose import Diagnosis, FeatureSummary, ModelDiagnosis
 from sc_eval.errors import UsageError
+from sc_eval.outputs import atomic_output
 from sc_eval.plot import INSTALL_HINT
 from sc_eval.suppression import Suppression
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["check_plot_dir", "plot_diagnosis"]
 
@@ -59,7 +64,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "model"
 
 
-def _ecdf(ax: Any, x: np.ndarray, **style: Any) -> None:
+def _ecdf(ax: Axes, x: np.ndarray, **style: Any) -> None:
     if x.size == 0:
         return
     xs = np.sort(x)
@@ -70,9 +75,7 @@ def _ecdf(ax: Any, x: np.ndarray, **style: Any) -> None:
     ax.step(xs, ys, where="post", **style)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    from sc_eval.io import atomic_output
-
+def _save(fig: Figure, path: Path) -> Path:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, metadata={"Software": "sc-eval"})
     return path
@@ -107,7 +110,7 @@ def _statistics_figure(m: ModelDiagnosis, path: Path, label: str) -> Path:
     return _save(fig, path)
 
 
-def _norm_panel(ax: Any, f: Any) -> None:
+def _norm_panel(ax: Axes, f: FeatureSummary) -> None:
     ax.boxplot(
         [[f.norm_correct.q(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)],
          [f.norm_wrong.q(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)]],

@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+from safetensors.numpy import save_file
 
 from sc_eval.errors import InputError, UsageError
+from sc_eval.models import check_pt2_archive, forced_weights_only
+from sc_eval.outputs import atomic_output
+from sc_eval.quiet import quiet
 
 if TYPE_CHECKING:
+    import torch
+    from torch.utils.hooks import RemovableHandle
+
     from sc_eval.models import LoadedModel
 
 __all__ = ["FeatureCapture", "default_features_path", "hook_features", "write_features"]
@@ -45,9 +52,9 @@ class FeatureCapture:
     batches: list[np.ndarray] = field(default_factory=list)
     W: np.ndarray | None = None
     b: np.ndarray | None = None
-    handle: Any = None
+    handle: RemovableHandle | None = None
 
-    def __call__(self, module: Any, inputs: tuple[Any, ...]) -> None:
+    def __call__(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         x = inputs[0]
         self.batches.append(x.detach().reshape(x.shape[0], -1).float().cpu().numpy())
 
@@ -71,7 +78,7 @@ class FeatureCapture:
         return np.concatenate(self.batches)
 
 
-def _hookable(loaded: LoadedModel) -> Any:
+def _hookable(loaded: LoadedModel) -> torch.nn.Module:
     """The module whose submodules run as modules (an unflattened program for .pt2)."""
     import torch
 
@@ -82,8 +89,6 @@ def _hookable(loaded: LoadedModel) -> Any:
         )
     if loaded.kind != "export":
         return loaded.module
-    from sc_eval.models import check_pt2_archive, forced_weights_only
-    from sc_eval.quiet import quiet
 
     check_pt2_archive(loaded.path)  # read again: check again what is read
     with forced_weights_only(True), quiet():
@@ -130,9 +135,6 @@ def write_features(
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Write a features file (``features``, optional ``W``, ``b``, ``labels``) atomically."""
-    from safetensors.numpy import save_file
-
-    from sc_eval.io import atomic_output
 
     tensors = {"features": np.ascontiguousarray(features, dtype=np.float32)}
     for name, value in (("W", W), ("b", b)):

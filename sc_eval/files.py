@@ -10,7 +10,8 @@
   same members: no duplicate or look-alike names, no ``..`` or absolute
   names, local headers that agree with the central directory, members that
   neither overlap nor hide data before, between or after them;
-* :func:`detect` — what a file holds, from its first bytes.
+* :func:`detect` — what a file holds, from its first bytes (:func:`is_zip` for
+  the one question a reader asks again: zip container or legacy pickle).
 
 Every problem raises :class:`~sc_eval.errors.InputError` naming the file.
 """
@@ -27,7 +28,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sc_eval.errors import InputError
 
@@ -37,8 +38,10 @@ __all__ = [
     "check_input_file",
     "check_zip",
     "detect",
+    "is_zip",
     "os_error_reason",
     "parse_json",
+    "read_head",
     "read_json",
     "verify_crc",
 ]
@@ -300,7 +303,7 @@ def require_single_root(names: list[str], path: object) -> None:
         )
 
 
-def _check_local(f: Any, info: zipfile.ZipInfo, path: object) -> ZipMember:
+def _check_local(f: BinaryIO, info: zipfile.ZipInfo, path: object) -> ZipMember:
     f.seek(info.header_offset)
     head = f.read(_LOCAL.size)
     if len(head) < _LOCAL.size:
@@ -373,6 +376,21 @@ def _short(e: BaseException) -> str:
 _PICKLE_PROTO2 = b"\x80\x02"  # torch.save's legacy format always starts so
 
 
+def is_zip(head: bytes) -> bool:
+    """True when a file's first bytes are a zip local header (``.npz``, ``torch.save``,
+    TorchScript and ``.pt2`` are all zips; a legacy ``torch.save`` pickle is not)."""
+    return head[:4] == _LOCAL_SIG
+
+
+def read_head(path: str | os.PathLike[str], size: int = 16) -> bytes:
+    """A file's first ``size`` bytes (fewer when it is shorter)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as e:
+        raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
+
+
 def detect(path: str | os.PathLike[str], what: str = "file") -> str:
     """What a file holds, from its bytes (not its suffix).
 
@@ -382,13 +400,12 @@ def detect(path: str | os.PathLike[str], what: str = "file") -> str:
     :func:`check_zip` on the way.
     """
     p = check_input_file(path, what)
+    head = read_head(p)
     try:
-        with open(p, "rb") as f:
-            head = f.read(16)
         size = p.stat().st_size
     except OSError as e:
         raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
-    if head[:4] == _LOCAL_SIG:
+    if is_zip(head):
         members = check_zip(p)
         names = [m.name for m in members]
         if all(n.endswith(".npy") for n in names):

@@ -1,4 +1,4 @@
-"""Batched, optionally distributed inference (SPEC §5): checkpoint + data → predictions.
+"""Batched, optionally distributed inference: checkpoint + data → predictions.
 
 :func:`predict` runs a loaded network over :class:`~sc_eval.data.InferenceData`
 under ``torch.inference_mode``: a ``DataLoader`` (workers, pinned memory on
@@ -25,20 +25,30 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
+from sc_eval import __version__
+from sc_eval.cache import file_sha256, memo_digest
 from sc_eval.data import ImageTransform, InferenceData, open_data
 from sc_eval.errors import InputError, ScEvalError, UsageError
+from sc_eval.features import default_features_path, hook_features, write_features
+from sc_eval.io import write_predictions
 from sc_eval.models import LoadedModel, ModelSpec, load_model
+from sc_eval.progress import rich_progress
 
 if TYPE_CHECKING:
     import torch
+    from rich.progress import Progress, TaskID
+    from torch.distributed import ProcessGroup
+
+T = TypeVar("T")
 
 __all__ = [
     "AMP_DTYPES",
@@ -72,8 +82,8 @@ class InferOptions:
     compile : bool
         ``torch.compile`` the network.
     workers : int or None
-        DataLoader worker processes; default 0 for tensor files (already in
-        memory or memory-mapped), ``min(8, CPUs per process)`` for image folders.
+        DataLoader worker processes; default 0 for tensor files (in memory,
+        or read from disk in batches), ``min(8, CPUs per process)`` for image folders.
     progress : bool
         Show a progress bar on stderr (rank 0 only).
     """
@@ -102,7 +112,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    cpu_group: Any = None
+    cpu_group: ProcessGroup | None = None
 
     @property
     def is_main(self) -> bool:
@@ -186,11 +196,9 @@ class _Reporter:
 
     def __init__(self, total: int, *, enabled: bool, quiet: bool, description: str):
         self.quiet = quiet
-        self.progress: Any = None
-        self.task: Any = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
         if enabled and not quiet:
-            from sc_eval.progress import rich_progress
-
             self.progress = rich_progress(transient=False)
             self.task = self.progress.add_task(description, total=total, unit="samples")
 
@@ -205,6 +213,7 @@ class _Reporter:
 
     def advance(self, count: int) -> None:
         if self.progress is not None:
+            assert self.task is not None
             self.progress.advance(self.task, count)
 
     def log(self, message: str) -> None:
@@ -541,8 +550,6 @@ def infer(
         loaded = load_model(checkpoint, spec)
         capture = None
         if features_layer is not None:
-            from sc_eval.features import hook_features
-
             if dist_info.world_size > 1:
                 raise UsageError("--features-layer works in a single process, not under torchrun")
             loaded, capture = hook_features(loaded, features_layer)
@@ -568,49 +575,41 @@ def infer(
             )
         meta = _metadata(loaded, dataset, spec, options, digests.result())
         if capture is not None:
-            from sc_eval.features import default_features_path, write_features
-
             feats = capture.features(dataset.n, path=checkpoint)
             target = features_out or default_features_path(out or "predictions.safetensors")
             write_features(target, feats, W=capture.W, b=capture.b, labels=dataset.labels,
                            metadata={**meta, "layer": str(features_layer)})  # fmt: skip
         if out is not None:
-            from sc_eval.io import write_predictions
-
             write_predictions(
                 out, logits=logits, labels=dataset.labels, index=dataset.index, metadata=meta
             )
         return InferenceResult(logits, dataset.labels, dataset.index, meta, seconds)
 
 
-class _Background:
+class _Background(Generic[T]):
     """Run ``fn(*args)`` in a daemon thread (an interrupted run does not wait for it)."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any):
-        import threading
-
-        self._value: Any = None
+    def __init__(self, fn: Callable[..., T], *args: object):
+        self._value: list[T] = []  # the one result, once fn returned
         self._error: BaseException | None = None
 
         def work() -> None:
             try:
-                self._value = fn(*args)
+                self._value.append(fn(*args))
             except BaseException as e:  # handed to the caller in result()
                 self._error = e
 
         self._thread = threading.Thread(target=work, name="sc-eval-hash", daemon=True)
         self._thread.start()
 
-    def result(self) -> Any:
+    def result(self) -> T:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._value
+        return self._value[0]
 
 
 def _digests(loaded: LoadedModel, data: InferenceData, cache_dir: Path | None) -> dict[str, str]:
-    from sc_eval.cache import file_sha256, memo_digest
-
     ckpt = Path(loaded.path)
     return {
         "checkpoint_sha256": memo_digest([ckpt], lambda: file_sha256(ckpt), cache_dir=cache_dir),
@@ -626,8 +625,6 @@ def _metadata(
     digests: dict[str, str],
 ) -> dict[str, str]:
     import torch
-
-    from sc_eval import __version__
 
     meta = {
         "source": loaded.path,

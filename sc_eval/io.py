@@ -1,10 +1,12 @@
-"""Predictions files in and out (SPEC §4), validated once at the boundary.
+"""Predictions files in and out, validated once at the boundary.
 
 Readers:
 
-* ``.safetensors`` — parsed here (header + ``numpy.memmap``), so files larger
-  than RAM stay on disk, bf16 is supported and torch is never imported;
-* ``.npz`` — ``numpy.load(allow_pickle=False)``;
+* ``.safetensors`` — parsed here (header, then rows read on demand with
+  ``os.pread``: :class:`FileRows`), so files larger than RAM stay on disk,
+  bf16 is supported and torch is never imported;
+* ``.npz`` — each ``.npy`` member's header checked, its data expanded only
+  when first read (:class:`NpzMember`; never ``allow_pickle``);
 * ``.pt`` / ``.pth`` — a dict of tensors via
   ``torch.load(weights_only=True, mmap=True)`` (torch imported only here).
 
@@ -16,15 +18,17 @@ was expected.
 from __future__ import annotations
 
 import hashlib
+import io as _io
 import json
 import math
 import os
+import pickle
 import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeAlias, cast
 
 import numpy as np
 
@@ -34,12 +38,21 @@ from sc_eval.files import (
     ZipMember,
     check_zip,
     detect,
+    is_zip,
     os_error_reason,
     parse_json,
+    read_head,
     verify_crc,
 )
 from sc_eval.outputs import atomic_output
 from sc_eval.quiet import quiet
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
+
+    #: An in-memory array argument: a numpy array (or nested sequence) or a torch tensor.
+    ArrayInput: TypeAlias = ArrayLike | torch.Tensor
 
 __all__ = [
     "FORMAT_NAME",
@@ -80,7 +93,8 @@ _ST_DTYPES: dict[str, str] = {
 # --------------------------------------------------------------------------- arrays
 @dataclass(frozen=True)
 class RawArray:
-    """An array as stored: numpy data (maybe memory-mapped) and its logical dtype.
+    """An array as stored: its data (in memory, or read on demand from the file) and its
+    logical dtype.
 
     bf16 has no numpy dtype; it is kept as ``uint16`` bits and widened to
     float32 chunk by chunk.
@@ -102,13 +116,6 @@ class RawArray:
 
     def full(self) -> np.ndarray:
         return self.rows(0, self.shape[0]) if self.shape else np.asarray(self.data)
-
-
-def _bf16_from_float(x: np.ndarray) -> np.ndarray:
-    """Round float32 to bf16 bits (round-to-nearest-even), for writing bf16 test files."""
-    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    rounding = ((b >> 16) & 1) + 0x7FFF
-    return ((b + rounding) >> 16).astype(np.uint16)
 
 
 class FileRows:
@@ -216,7 +223,7 @@ def _possible_shape(shape: tuple[int, ...]) -> bool:
     return len(shape) <= MAX_NDIM and all(d <= MAX_DIM for d in shape) and extent < 2**56
 
 
-def _st_header(path: Path, f: Any, size: int) -> tuple[dict[str, Any], int]:
+def _st_header(path: Path, f: BinaryIO, size: int) -> tuple[dict[str, Any], int]:
     """The parsed JSON header of a safetensors file and the data section's start."""
     head = f.read(8)
     if len(head) < 8:
@@ -483,9 +490,7 @@ def torch_load_weights(path: Path) -> Any:
             # torch.save, so read it through a file object (no mmap then)
             with open(path, "rb") as f:
                 return torch.load(f, map_location="cpu", weights_only=True)
-        with open(path, "rb") as f:
-            is_zip = f.read(4) == b"PK\x03\x04"
-        if not is_zip:  # the legacy format cannot be memory-mapped
+        if not is_zip(read_head(path)):  # the legacy format cannot be memory-mapped
             return torch.load(path, map_location="cpu", weights_only=True)
         check_storage_records(path)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -498,7 +503,6 @@ def check_storage_records(path: Path) -> None:
     device (no tensor is built) to learn each storage's key and size; every record's
     CRC-32 is verified, which torch skips when it memory-maps.
     """
-    import io as _io
 
     import torch
     from torch import _weights_only_unpickler
@@ -567,8 +571,6 @@ def torch_failure(e: BaseException, what: str) -> str:
 
 
 def _read_torch(path: Path) -> tuple[dict[str, RawArray], dict[str, str]]:
-    import pickle
-
     import torch
 
     try:
@@ -628,7 +630,7 @@ def read_arrays(
 ) -> tuple[dict[str, RawArray], dict[str, str]]:
     """Every array of a ``.safetensors``/``.npz``/``.pt`` file (kind from content), unvalidated.
 
-    Returns ``(arrays, metadata)``; safetensors arrays stay memory-mapped.
+    Returns ``(arrays, metadata)``; safetensors and npz arrays stay on disk until read.
     ``what`` names the expected file in error messages.
     """
     p = Path(path)
@@ -646,14 +648,14 @@ class Predictions:
     Attributes
     ----------
     values : RawArray
-        Logits or probabilities, possibly memory-mapped.
+        Logits or probabilities, possibly still on disk (read chunk by chunk).
     kind : {"logits", "probs"}
     labels : ndarray of int64, shape (N,)
     index : ndarray of int64 or None
         Sample identifiers (e.g. dataset indices), used to align files.
     path : str or None
     metadata : dict
-    groups : dict
+    extra : dict
         Other 1-D arrays of length N found in the file (for slicing).
     """
 
@@ -876,12 +878,12 @@ def load_predictions(
 
 
 def predictions_from_arrays(
-    logits: Any = None,
-    labels: Any = None,
+    logits: ArrayInput | None = None,
+    labels: ArrayInput | None = None,
     *,
-    probs: Any = None,
-    index: Any = None,
-    ood: Any = None,
+    probs: ArrayInput | None = None,
+    index: ArrayInput | None = None,
+    ood: ArrayInput | None = None,
 ) -> Predictions:
     """Validate in-memory arrays (numpy or torch) as :class:`Predictions`.
 
@@ -899,11 +901,11 @@ def predictions_from_arrays(
     return _validate(arrays, path=None, metadata={})
 
 
-def _as_numpy(value: Any) -> tuple[np.ndarray, str]:
-    if type(value).__module__.startswith("torch"):
+def _as_numpy(value: ArrayInput) -> tuple[np.ndarray, str]:
+    if type(value).__module__.startswith("torch"):  # without importing torch for numpy input
         import torch
 
-        t = value.detach().cpu()
+        t = cast("torch.Tensor", value).detach().cpu()
         if t.dtype == torch.bfloat16:
             return t.view(torch.int16).numpy().view(np.uint16), "bfloat16"
         value = t.numpy()

@@ -1,4 +1,4 @@
-"""Model checkpoints (SPEC §4): what a file holds is detected from its content, then
+"""Model checkpoints: what a file holds is detected from its content, then
 loaded the safest way that works.
 
 * **predictions file** (a ``logits``/``probs`` tensor, or any ``.npz``): no
@@ -28,15 +28,22 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import pickle
 import re
 import sys
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safetensors import SafetensorError
+
+from sc_eval.cache import file_sha256
 from sc_eval.errors import InputError, UsageError
+from sc_eval.files import check_zip, detect, parse_json
+from sc_eval.io import read_arrays, torch_failure, torch_load_weights, unpickling_refusal
 from sc_eval.quiet import quiet
 
 if TYPE_CHECKING:
@@ -143,14 +150,11 @@ def checkpoint_kind(path: str | os.PathLike[str]) -> str:
         Missing file, a directory or device, a damaged or ambiguous zip, or
         an unrecognised kind.
     """
-    from sc_eval.files import detect
 
     kind = detect(path, "checkpoint or predictions file")
     if kind == "npz":
         return "predictions"
     if kind == "safetensors":
-        from sc_eval.io import read_arrays
-
         arrays, _ = read_arrays(path)
         return "predictions" if {"logits", "probs"} & set(arrays) else "safetensors"
     return kind
@@ -173,8 +177,6 @@ def is_predictions_file(
     if kind == "predictions":
         return True
     if kind == "safetensors" and (logits_key or probs_key):
-        from sc_eval.io import read_arrays
-
         return bool(wanted & set(read_arrays(path)[0]))
     if kind != "torch":
         return False
@@ -256,7 +258,6 @@ def check_torchscript_archive(path: str | os.PathLike[str]) -> None:
     TorchScript runs only its own operators, but some operators are I/O; the
     archive's ``code/`` members are searched for them before ``torch.jit.load``.
     """
-    from sc_eval.files import check_zip
 
     members = [m.name for m in check_zip(path, single_root=True)]
     with zipfile.ZipFile(path) as zf:
@@ -352,7 +353,6 @@ def _load_torch(path: Path, spec: ModelSpec) -> LoadedModel:
 
 
 def _load_safetensors(path: Path, spec: ModelSpec) -> LoadedModel:
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
@@ -378,9 +378,6 @@ class _PickleRefused(Exception):
 
 def _torch_load_safe(path: Path) -> Any:
     """``torch.load(weights_only=True)``, memory-mapped when the format allows."""
-    import pickle
-
-    from sc_eval.io import torch_failure, torch_load_weights, unpickling_refusal
 
     try:
         return torch_load_weights(path)
@@ -680,7 +677,6 @@ def arch_source_digest(arch: str | None) -> str | None:
     package version for ``timm:``/``torchvision:``. Found without importing it."""
     if not arch or ":" not in arch:
         return None
-    from importlib import metadata
 
     prefix = arch.split(":", 1)[0]
     if prefix in _ARCH_BUILDERS:
@@ -700,7 +696,6 @@ def arch_source_digest(arch: str | None) -> str | None:
         origin = spec.origin
     if not origin or not os.path.isfile(origin):
         return None
-    from sc_eval.cache import file_sha256
 
     return file_sha256(origin)
 
@@ -847,8 +842,6 @@ def check_pt2_archive(path: str | os.PathLike[str]) -> None:
         Naming what was found and the ``--trust-pickle`` escape hatch.
     """
     import torch
-
-    from sc_eval.files import check_zip, parse_json
 
     p = Path(path)
     listed = {m.name.split("/", 1)[1] for m in check_zip(p, single_root=True)}

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -58,7 +58,7 @@ from sc_eval.stats import (
 )
 
 if TYPE_CHECKING:
-    from sc_eval.pipeline import Evaluation, ScoredSamples
+    from sc_eval.pipeline import EvalOptions, Evaluation, ScoredSamples
 
 __all__ = [
     "DETECTION_NAMES",
@@ -105,7 +105,7 @@ def residuals(errors: np.ndarray, ood: np.ndarray, *, cost: float = 1.0) -> np.n
     return np.where(ood, cost, err)
 
 
-def check_ood_tuning(preds: Predictions, opts: Any) -> None:
+def check_ood_tuning(preds: Predictions, opts: EvalOptions) -> None:
     """Tuned scores learn from labelled ID samples: no tuning split of a set with OOD samples.
 
     ``opts`` is an :class:`~sc_eval.pipeline.EvalOptions` (its ``tune_split`` and ``val``).

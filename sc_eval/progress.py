@@ -18,7 +18,20 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+
+from rich.console import Console
+from rich.errors import LiveError
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 __all__ = ["DELAY", "enabled", "rich_progress", "task"]
 
@@ -50,23 +63,12 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-def rich_progress(*, transient: bool) -> Any:
+def rich_progress(*, transient: bool) -> Progress:
     """A Rich ``Progress`` on stderr: description, bar, done/total, rate in the task's
     ``unit`` per second, elapsed time and ETA (shared with ``sc-eval infer``)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
 
     class Rate(ProgressColumn):
-        def render(self, task: Any) -> Text:
+        def render(self, task: Task) -> Text:
             speed = task.finished_speed or task.speed
             unit = task.fields.get("unit", "")
             return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s")
@@ -97,8 +99,6 @@ class _Display:
         self._timer.start()
 
     def _start(self) -> None:
-        from rich.errors import LiveError
-
         with self._lock:
             if self._state == "waiting":
                 try:

@@ -1,4 +1,4 @@
-"""Confidence-score registry (SPEC §3).
+"""Confidence-score registry.
 
 Each score maps a chunk of rows (logits or probabilities) to two float64
 vectors: a *rank key* used for sorting, and the human-readable *value*. The
@@ -7,7 +7,7 @@ gives an MSP of exactly 1.0 for many confident samples, which would create
 false ties; the MSP key is ``-log sum_{j != top} exp(z_j - z_top)`` computed in
 float64 (and similar log-space keys for margin, gini and entropy).
 
-Equal confidences are exact ties (SPEC §2, "Score precision"): every key is a
+Equal confidences are exact ties (docs/metrics.md, "Rank-safe keys"): every key is a
 function of the row's multiset of values. :class:`RowStats` sorts each row
 before any row reduction, so a row in another class order gets bit-identical
 keys; the shift-invariant scores use only ``z_j - z_top`` (exact for fp32 and
@@ -459,7 +459,8 @@ def _msp_ts(s: RowStats, params: Params) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class Score:
-    """A named confidence score.
+    """A named confidence score: higher is accepted first, for every score (so, unlike a
+    metric, a score declares no direction).
 
     Attributes
     ----------
@@ -477,8 +478,6 @@ class Score:
     flags : tuple of str
         Optional parameters absent from ``defaults`` that :meth:`resolve` keeps
         when given (e.g. :data:`MSP_FALLBACK`, set only by tuning).
-    higher_is_better : bool
-        Always True: a confidence, higher is accepted first.
     """
 
     name: str
@@ -488,7 +487,6 @@ class Score:
     defaults: Mapping[str, float] = field(default_factory=dict)
     tuning: str | None = None
     flags: tuple[str, ...] = ()
-    higher_is_better: bool = True
 
     def resolve(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
         """Default parameters updated with ``overrides`` that this score takes."""

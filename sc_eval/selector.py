@@ -20,11 +20,22 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sc_eval import __version__
 from sc_eval.errors import InputError, UsageError
+from sc_eval.files import read_json
+from sc_eval.io import RawArray, _as_numpy
+from sc_eval.outputs import write_text
+from sc_eval.pipeline import default_chunk_size
+from sc_eval.report import json_safe
+from sc_eval.scores import SCORES, RowStats, get_score
+
+if TYPE_CHECKING:
+    from sc_eval.io import ArrayInput
+    from sc_eval.threshold import ThresholdResult
 
 __all__ = ["SELECTOR_SCHEMA", "SELECTOR_VERSION", "Selector"]
 
@@ -81,21 +92,21 @@ class Selector:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_result(cls, result: Any) -> Selector:
+    def from_result(cls, result: ThresholdResult) -> Selector:
         """Build from a feasible :class:`sc_eval.threshold.ThresholdResult`."""
-        from sc_eval import __version__
-        from sc_eval.report import json_safe
 
         c = result.control
         if not c.feasible:
             raise UsageError("no feasible threshold: nothing to save as a selector")
+        target = c.target_risk if c.target_risk is not None else c.target_coverage
+        assert target is not None  # a risk control has a target risk or a target coverage
         return cls(
             score=result.score,
             params=dict(result.params),
             threshold=float(c.key),
             threshold_value=float(result.value),
             mode=result.mode,
-            target=float(c.target_risk if c.target_risk is not None else c.target_coverage),
+            target=float(target),
             delta=float(c.delta),
             bound=float(c.bound),
             tuned=bool(result.tuned),
@@ -135,14 +146,12 @@ class Selector:
 
     def save(self, path: str | os.PathLike[str], *, announce: bool = False) -> None:
         """Write the selector as JSON, atomically (no partial file on failure)."""
-        from sc_eval.outputs import write_text
 
         write_text(path, self.to_json(), announce=announce)
 
     @classmethod
     def from_dict(cls, doc: Any, *, path: object = None) -> Selector:
         """Validate a parsed selector document (``InputError`` naming the field)."""
-        from sc_eval.scores import SCORES
 
         if not isinstance(doc, dict):
             raise InputError("expected a JSON object", path=path)
@@ -197,12 +206,13 @@ class Selector:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Selector:
         """Read a selector written by :meth:`save` (or ``sc-eval threshold -o``)."""
-        from sc_eval.files import read_json
 
         return cls.from_dict(read_json(path, "selector file"), path=path)
 
     # ------------------------------------------------------------------ decisions
-    def confidence(self, logits: Any = None, *, probs: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def confidence(
+        self, logits: ArrayInput | None = None, *, probs: ArrayInput | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rank keys and human-readable values of the selector's score.
 
         Parameters
@@ -216,17 +226,15 @@ class Selector:
         -------
         keys, values : ndarray of float64, shape (n,)
         """
-        from sc_eval.io import RawArray, _as_numpy
-        from sc_eval.pipeline import default_chunk_size
-        from sc_eval.scores import RowStats, get_score
 
-        if (logits is None) == (probs is None):
+        values = logits if logits is not None else probs
+        if values is None or (logits is not None and probs is not None):
             raise UsageError("Selector needs exactly one of logits or probs")
         score = get_score(self.score)
         kind = "logits" if logits is not None else "probs"
         if kind == "probs" and score.needs_logits:
             raise UsageError(f"score '{self.score}' needs logits, got probabilities")
-        arr, dtype = _as_numpy(logits if logits is not None else probs)
+        arr, dtype = _as_numpy(values)
         raw = RawArray(arr, dtype)
         if len(raw.shape) != 2:
             raise InputError(
@@ -256,7 +264,9 @@ class Selector:
             keys[start:stop], values[start:stop] = score(stats, self.params)
         return keys, values
 
-    def accept(self, logits: Any = None, *, probs: Any = None) -> np.ndarray:
+    def accept(
+        self, logits: ArrayInput | None = None, *, probs: ArrayInput | None = None
+    ) -> np.ndarray:
         """Boolean mask of the inputs to accept (``True``) or reject (``False``).
 
         Parameters

@@ -22,11 +22,18 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sc_eval.data import ImageTransform
+from sc_eval.cache import cache_key, default_cache_dir, file_sha256, is_cache_file, memo_digest
+from sc_eval.data import ImageTransform, open_data
 from sc_eval.errors import InputError, UsageError
-from sc_eval.infer import InferOptions
-from sc_eval.io import Predictions, load_predictions
-from sc_eval.models import ModelSpec
+from sc_eval.infer import InferOptions, infer
+from sc_eval.io import (
+    Predictions,
+    load_predictions,
+    predictions_from_arrays,
+    read_arrays,
+    write_predictions,
+)
+from sc_eval.models import ModelSpec, checkpoint_kind, torch_file_content
 from sc_eval.ood import mix_predictions
 
 __all__ = ["CheckpointOptions", "KeyOptions", "load_source"]
@@ -79,7 +86,6 @@ class CheckpointOptions:
     def resolved_cache_dir(self) -> Path | None:
         if not self.use_cache:
             return None
-        from sc_eval.cache import default_cache_dir
 
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
 
@@ -150,13 +156,10 @@ def _model_kind(
     pickled objects counts as a model only when ``pickles`` (inference was
     asked for, so the refusal can name ``--trust-pickle``).
     """
-    from sc_eval.models import checkpoint_kind, torch_file_content
 
     try:
         kind = checkpoint_kind(path)
         if kind == "safetensors":
-            from sc_eval.io import read_arrays
-
             names = set(read_arrays(path)[0])
             wanted = {keys.logits_key, keys.probs_key, keys.labels_key} - {None}
             if names & wanted:
@@ -178,9 +181,6 @@ def _note(opts: CheckpointOptions, message: str) -> None:
 
 def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
     """Predictions of ``path`` on ``opts.data``, from the cache when possible."""
-    from sc_eval.cache import cache_key, file_sha256, memo_digest
-    from sc_eval.data import open_data
-    from sc_eval.models import checkpoint_kind
 
     assert opts.data is not None
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
@@ -191,9 +191,6 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
         )
     cache_dir = opts.resolved_cache_dir()
     if cache_dir is None:
-        from sc_eval.infer import infer
-        from sc_eval.io import predictions_from_arrays
-
         result = infer(path, opts.data, spec=opts.model, transform=opts.transform, options=opts.run)
         assert result is not None
         preds = predictions_from_arrays(result.logits, result.labels, index=result.index)
@@ -208,7 +205,6 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
     if checkpoint_kind(path) not in ("torchscript", "export"):  # programs ignore --arch & co
         fields.update(opts.model.cache_fields())
     target = cache_dir / "predictions" / f"{cache_key(fields)}.safetensors"
-    from sc_eval.cache import is_cache_file
 
     if is_cache_file(target):
         try:
@@ -225,8 +221,6 @@ def _infer_cached(path: Path, opts: CheckpointOptions) -> Predictions:
             f"cannot create the cache directory: {e.strerror or e}; pass --cache-dir or --no-cache",
             path=target.parent,
         ) from None
-    from sc_eval.infer import infer
-    from sc_eval.io import predictions_from_arrays, write_predictions
 
     _note(opts, f"{path}: running inference on {opts.data}")
     result = infer(

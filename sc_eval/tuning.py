@@ -1,4 +1,4 @@
-"""Post-hoc tuning of confidence scores on held-out data (SPEC §3).
+"""Post-hoc tuning of confidence scores on held-out data.
 
 Some scores have free parameters that must be chosen on data the evaluation
 never sees: the p-norm of ``maxlogit-pnorm`` and ``msp-pnorm`` and the

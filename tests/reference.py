@@ -264,3 +264,41 @@ def model_metrics(logits, labels) -> dict[str, float]:
 
 def as_lists(conf, err) -> tuple[list[float], list[bool]]:
     return [float(x) for x in np.asarray(conf)], [bool(x) for x in np.asarray(err)]
+
+
+# --------------------------------------------------------------------------- binomial tail
+
+
+def binomial_cdf_exact(k: int, n: int, p: Fraction) -> Fraction:
+    """``P(Bin(n, p) <= k) = Σ_{j<=k} C(n, j) p^j (1-p)^(n-j)``, exactly."""
+    return sum(
+        (math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k + 1)), start=Fraction(0)
+    )
+
+
+def binomial_upper_bound_exact(k: int, n: int, delta: float) -> float:
+    """The smallest double ``b`` in ``(0, 1]`` with ``P(Bin(n, b) <= k) < δ`` (exact tails).
+
+    That is ``B* = sup{b : P(Bin(n, b) <= k) >= δ}`` rounded up to a double:
+    bisection over the bit patterns of the doubles in ``[0, 1]`` (ordered like
+    the numbers they hold), every comparison made in exact rational arithmetic.
+    Slow; for small ``n``.
+    """
+    d = Fraction(delta)
+    if k >= n:
+        return 1.0
+
+    def bits(x: float) -> int:
+        return int(np.float64(x).view(np.int64))
+
+    def value(b: int) -> float:
+        return float(np.int64(b).view(np.float64))
+
+    lo, hi = bits(0.0), bits(1.0)  # tail(lo) = 1 >= δ > 0 = tail(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if binomial_cdf_exact(k, n, Fraction(value(mid))) >= d:
+            lo = mid
+        else:
+            hi = mid
+    return value(hi)

@@ -476,3 +476,19 @@ def test_outputs_get_the_umask_mode_not_mkstemps_0600(tmp_path):
         assert out.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(umask)
+
+
+def test_zip_sniffing_lives_in_files_detect(tmp_path):
+    """The zip magic is tested in one place (files.is_zip): io and models ask it."""
+    import ast
+
+    from sc_eval import files
+
+    assert files.is_zip(b"PK\x03\x04rest") and not files.is_zip(b"\x80\x02}q")
+    root = Path(__file__).resolve().parents[1] / "sc_eval"
+    for path in root.rglob("*.py"):
+        if path.name == "files.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, bytes):
+                assert not node.value.startswith(b"PK\x03"), f"{path.name}: sniffs zips itself"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from sc_eval.threshold import (
     select_with_guaranteed_risk,
     union_bound_tests,
 )
+from tests import reference
 from tests.conftest import make_logits
 
 runner = CliRunner()
@@ -48,6 +50,32 @@ def test_upper_bound_matches_beta_quantile(k: int, n: int, delta: float) -> None
     stats = pytest.importorskip("scipy.stats")
     expected = 1.0 if k == n else stats.beta.ppf(1 - delta, k + 1, n - k)
     assert binomial_upper_bound(k, n, delta) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("delta", [1e-300, 1e-12, 0.05 / 15, 0.05, 0.5, 0.999999])
+@pytest.mark.parametrize("n", [1, 2, 5, 12])
+def test_upper_bound_equals_the_exact_rational_root(n: int, delta: float) -> None:
+    """Every k against bisection with exact Fraction tails: a few ulps, edges included
+    (k = 0's closed form, k = n, and roots that round to 1 for tiny δ)."""
+    for k in range(n + 1):
+        exact = reference.binomial_upper_bound_exact(k, n, delta)
+        assert binomial_upper_bound(k, n, delta) == pytest.approx(exact, rel=4e-15, abs=0)
+
+
+def test_upper_bound_in_the_far_tail() -> None:
+    # scipy.special.betainccinv(34, 67, 1e-300) is off by 1e-6 (its tail is 700 δ) and
+    # betainccinv(2, 9, 1e-300) is NaN: the bound must not rely on the quantile function
+    exact = reference.binomial_upper_bound_exact(33, 100, 1e-300)
+    assert binomial_upper_bound(33, 100, 1e-300) == pytest.approx(exact, rel=4e-15, abs=0)
+    assert binomial_upper_bound(1, 10, 1e-300) == 1.0
+
+
+@pytest.mark.parametrize("n", [1, 3, 17])
+@pytest.mark.parametrize("p", [1e-200, 1e-3, 0.3, 0.5, 0.97, 1 - 2**-40])
+def test_binomial_cdf_equals_the_exact_sum(n: int, p: float) -> None:
+    for k in range(-1, n + 1):
+        exact = float(reference.binomial_cdf_exact(k, n, Fraction(p))) if k >= 0 else 0.0
+        assert binomial_cdf(k, n, p) == pytest.approx(exact, rel=1e-13, abs=1e-300)
 
 
 @given(
