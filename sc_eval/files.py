@@ -391,6 +391,14 @@ def read_head(path: str | os.PathLike[str], size: int = 16) -> bytes:
         raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
 
 
+def is_json(path: str | os.PathLike[str], what: str = "file") -> bool:
+    """Whether ``path`` holds a JSON document (sc-eval's results, selectors): its first
+    non-blank byte is ``{``, or it is named ``*.json`` (so that a broken one is reported
+    as broken JSON, not as an unknown predictions file)."""
+    head = read_head(check_input_file(path, what), 64).lstrip()
+    return head.startswith(b"{") or Path(path).suffix.lower() == ".json"
+
+
 def detect(path: str | os.PathLike[str], what: str = "file") -> str:
     """What a file holds, from its bytes (not its suffix).
 

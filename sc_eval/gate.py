@@ -27,7 +27,6 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ import numpy as np
 from sc_eval import numbers as num
 from sc_eval.comparison import align_predictions, drop_shared_rows
 from sc_eval.errors import InputError, UsageError
-from sc_eval.files import check_input_file, os_error_reason, read_json
+from sc_eval.files import is_json, read_json
 from sc_eval.io import Predictions
 from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
@@ -508,13 +507,8 @@ def check_rules(
 # --------------------------------------------------------------------------- the gate
 def is_json_baseline(path: str | os.PathLike[str]) -> bool:
     """Whether the baseline file at ``path`` is a JSON result (else predictions or a
-    checkpoint): it starts with ``{`` or is named ``*.json``."""
-    try:
-        with open(check_input_file(path, "baseline file"), "rb") as f:
-            head = f.read(64).lstrip()
-    except OSError as e:
-        raise InputError(f"cannot read: {os_error_reason(e)}", path=path) from None
-    return head.startswith(b"{") or Path(path).suffix.lower() == ".json"
+    checkpoint; see :func:`sc_eval.files.is_json`)."""
+    return is_json(path, "baseline file")
 
 
 Source = Predictions | str | os.PathLike[str]
