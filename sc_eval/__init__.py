@@ -42,8 +42,8 @@ _EXPORTS: dict[str, str] = {
     "select_threshold": "sc_eval.threshold",
     "ThresholdResult": "sc_eval.threshold",
     "Selector": "sc_eval.selector",
-    "diagnose": "sc_eval.diagnose",
-    "Diagnosis": "sc_eval.diagnose",
+    "diagnose": "sc_eval.diagnosis",
+    "Diagnosis": "sc_eval.diagnosis",
     "neural_collapse": "sc_eval.collapse",
 }
 
@@ -78,7 +78,7 @@ __all__ = [
 if TYPE_CHECKING:
     from sc_eval.collapse import neural_collapse
     from sc_eval.comparison import Comparison, compare
-    from sc_eval.diagnose import Diagnosis, diagnose
+    from sc_eval.diagnosis import Diagnosis, diagnose
     from sc_eval.errors import InputError, ScEvalError, UsageError
     from sc_eval.gate import GateReport, run_gate
     from sc_eval.io import Predictions, load_predictions, write_predictions

@@ -50,7 +50,7 @@ from safetensors.numpy import save_file
 from sc_eval.collapse import load_features
 from sc_eval.comparison import compare
 from sc_eval.demo_ood import run_ood_demo
-from sc_eval.diagnose import diagnose
+from sc_eval.diagnosis import diagnose
 from sc_eval.errors import UsageError
 from sc_eval.infer import InferOptions, infer
 from sc_eval.io import load_predictions
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
     from sc_eval.comparison import Comparison
     from sc_eval.demo_ood import OodDemo
-    from sc_eval.diagnose import Diagnosis
+    from sc_eval.diagnosis import Diagnosis
 
 __all__ = ["DemoConfig", "DemoResult", "DemoSummary", "conclusions", "make_task", "run_demo"]
 

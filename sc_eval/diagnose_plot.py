@@ -1,4 +1,4 @@
-"""Plots of a :class:`~sc_eval.diagnose.Diagnosis` (``sc-eval diagnose --plot DIR``).
+"""Plots of a :class:`~sc_eval.diagnosis.Diagnosis` (``sc-eval diagnose --plot DIR``).
 
 Written to a directory, one PNG per view, each atomically:
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sc_eval.diagnose import Diagnosis, FeatureSummary, ModelDiagnosis
+from sc_eval.diagnosis import Diagnosis, FeatureSummary, ModelDiagnosis
 from sc_eval.errors import UsageError
 from sc_eval.outputs import atomic_output
 from sc_eval.plot import INSTALL_HINT

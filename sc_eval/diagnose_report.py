@@ -1,4 +1,4 @@
-"""The JSON document of a :class:`~sc_eval.diagnose.Diagnosis` (``sc-eval diagnose
+"""The JSON document of a :class:`~sc_eval.diagnosis.Diagnosis` (``sc-eval diagnose
 --format json``): every number a fraction or in the unit it names, NaN as null.
 
 Its tables, notes and CSV rows are in :mod:`sc_eval.render.diagnose`.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sc_eval.diagnose import (
+from sc_eval.diagnosis import (
     DIAGNOSIS_SCHEMA,
     DIAGNOSIS_VERSION,
     QUANTILES,

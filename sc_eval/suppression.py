@@ -9,7 +9,7 @@ and split by which model is right; in each cell the ratio ``Σ c₂ / Σ c₁``
 with percentile bootstrap intervals (the same resamples for every cell), and
 two contrasts — *trend* (most − least confident bin) and *contrast* (both
 right − both wrong) — whose intervals decide the verdict. Used by
-:func:`sc_eval.diagnose.diagnose`.
+:func:`sc_eval.diagnosis.diagnose`.
 """
 
 from __future__ import annotations

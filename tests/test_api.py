@@ -209,9 +209,8 @@ def test_threshold_infeasible_parity(files):
 
 def test_diagnose_parity(files):
     doc = cli_json("diagnose", str(files["a"]), str(files["b"]), "--bootstrap", "20")
-    # sc_eval.diagnose is also the name of a module: once the CLI imported it, the package
-    # attribute is the module, so import the function from it
-    from sc_eval.diagnose import diagnose
+    import sc_eval.diagnosis  # the module is sc_eval.diagnosis: sc_eval.diagnose stays the function
 
     preds = [sc_eval.load_predictions(files[k]) for k in ("a", "b")]
-    assert diagnose(preds, n_boot=20).to_dict() == doc
+    assert callable(sc_eval.diagnose) and sc_eval.diagnose is sc_eval.diagnosis.diagnose
+    assert sc_eval.diagnose(preds, n_boot=20).to_dict() == doc

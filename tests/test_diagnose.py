@@ -20,14 +20,14 @@ from typer.testing import CliRunner
 
 from sc_eval.cli import app
 from sc_eval.collapse import load_features, neural_collapse
-from sc_eval.diagnose import (
+from sc_eval.diagnose_report import diagnosis_document
+from sc_eval.diagnosis import (
     STATISTICS,
     confidence_ceiling,
     diagnose,
     logit_statistics,
     reliability,
 )
-from sc_eval.diagnose_report import diagnosis_document
 from sc_eval.errors import InputError
 from sc_eval.io import predictions_from_arrays, write_predictions
 from sc_eval.metrics import MODEL_METRICS
@@ -103,7 +103,7 @@ def test_statistics_match_scipy():
 
 
 def test_tuned_pnorm_statistic():
-    from sc_eval.diagnose import pnorm_statistic, statistics_for
+    from sc_eval.diagnosis import pnorm_statistic, statistics_for
 
     z, _ = noisy_logits(50, 6, seed=4)
     v, key = pnorm_statistic(6.0).fn(z)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from sc_eval.cli import app
 from sc_eval.comparison import Comparison, compare
-from sc_eval.diagnose import Diagnosis, diagnose
+from sc_eval.diagnosis import Diagnosis, diagnose
 from sc_eval.errors import UsageError
 from sc_eval.gate import GateReport, Rule, Verdict
 from sc_eval.io import load_predictions, write_predictions

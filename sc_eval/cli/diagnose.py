@@ -77,8 +77,8 @@ def diagnose(
     penultimate features.
     """
     from sc_eval.collapse import load_features
-    from sc_eval.diagnose import Diagnosis
-    from sc_eval.diagnose import diagnose as run
+    from sc_eval.diagnosis import Diagnosis
+    from sc_eval.diagnosis import diagnose as run
     from sc_eval.sources import KeyOptions, load_source
 
     o.check_format(fmt, Diagnosis)

@@ -10,7 +10,7 @@ types, one view each: a list of :class:`~sc_eval.pipeline.Evaluation`
 (``score``), :class:`~sc_eval.comparison.Comparison`, a list of
 :class:`~sc_eval.slices.SliceTable` (``score --by``), a list of
 :class:`~sc_eval.threshold.ThresholdResult`, :class:`~sc_eval.gate.GateReport`
-and :class:`~sc_eval.diagnose.Diagnosis`.
+and :class:`~sc_eval.diagnosis.Diagnosis`.
 
 Adding a format: a module with a ``@register_format(NAME)`` function of a
 :class:`~sc_eval.render.view.View` and a result, imported below. Adding a

@@ -1,4 +1,4 @@
-"""The view of ``sc-eval diagnose``: a :class:`~sc_eval.diagnose.Diagnosis`.
+"""The view of ``sc-eval diagnose``: a :class:`~sc_eval.diagnosis.Diagnosis`.
 
 Each model's signals, confidence ceiling, reliability, repair and neural
 collapse; each pair's suppression; a summary. Human tables show AUROC,
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sc_eval import numbers as num
-from sc_eval.diagnose import QUANTILES, Diagnosis, GroupSummary, ModelDiagnosis
 from sc_eval.diagnose_report import diagnosis_document
+from sc_eval.diagnosis import QUANTILES, Diagnosis, GroupSummary, ModelDiagnosis
 from sc_eval.render.registry import register_view
 from sc_eval.render.view import Grid, Page, Records, Section, View
 from sc_eval.stats import Interval
