@@ -454,22 +454,29 @@ def resolve_metrics(
         different values with the same canonical name (``0.9000001`` and ``0.9000002``).
     """
     out: dict[str, Metric] = {}
+    given: dict[str, float] = {}  # canonical name → the value asked for
+
+    def add_parameterised(family: str, value: float) -> None:
+        name = get_metric(f"{family}={value!r}").name  # range-checked; canonical name
+        if given.setdefault(name, value) != value:
+            what = "coverages" if family == "risk@cov" else "risks"
+            raise UsageError(
+                f"{what} {given[name]!r} and {value!r} are the same metric {name} "
+                f"({what} are named to 6 significant digits); give distinct values"
+            )
+        out.setdefault(name, get_metric(name))  # computed at the value its name says
+
     for name in metrics:
-        if name not in MODEL_METRICS:
+        family, _, value = name.partition("=")
+        if family in ("risk@cov", "cov@risk") and value:
+            get_metric(name)  # the user's spelling checked (range, number)
+            add_parameterised(family, float(value))
+        elif name not in MODEL_METRICS:
             m = get_metric(name)
             out.setdefault(m.name, m)
     for family, values in (("risk@cov", coverages), ("cov@risk", risks)):
-        given: dict[str, float] = {}
         for value in map(float, values):
-            name = get_metric(f"{family}={value!r}").name  # range-checked; canonical name
-            if given.setdefault(name, value) != value:
-                what = "coverages" if family == "risk@cov" else "risks"
-                raise UsageError(
-                    f"{what} {given[name]!r} and {value!r} are the same metric {name} "
-                    f"({what} are named to 6 significant digits); give distinct values"
-                )
-            if name not in out:
-                out[name] = get_metric(name)  # computed at the value its name says
+            add_parameterised(family, value)
     return tuple(out.values())
 
 

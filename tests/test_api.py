@@ -100,6 +100,20 @@ def test_coverages_equal_to_6_digits_are_refused_not_merged(tmp_path: Path):
         EvalOptions(risks=(0.0100000001, 0.01))
 
 
+def test_metric_names_with_values_are_checked_like_coverages(tmp_path: Path):
+    z, y = _logits(3)
+    f = tmp_path / "p.safetensors"
+    write_predictions(f, logits=z, labels=y)
+    pair = "risk@cov=0.9000001,risk@cov=0.9000002"
+    r = runner.invoke(app, ["score", str(f), "-s", "msp", "-m", pair])
+    assert r.exit_code == 2 and "are the same metric risk@cov=0.9" in r.stderr
+    with pytest.raises(UsageError, match=r"0\.9000001 and 0\.9 are the same metric"):
+        sc_eval.evaluate(z, y, scores=["msp"], metrics=["risk@cov=0.9000001"])
+    ev = sc_eval.evaluate(z, y, scores=["msp"], metrics=["risk@cov=0.95000001"], coverages=[])
+    named = sc_eval.evaluate(z, y, scores=["msp"], metrics=[], coverages=[0.95])
+    assert ev.scores["msp"].metrics["risk@cov=0.95"] == named.scores["msp"].metrics["risk@cov=0.95"]
+
+
 def test_a_coverage_is_computed_at_the_value_its_name_says():
     z, y = _logits(4)
     odd = sc_eval.evaluate(z, y, scores=["msp"], coverages=[0.8000001])
