@@ -224,3 +224,12 @@ def test_terminal_escape_sequences_in_names_are_shown_not_obeyed(tmp_path):
     text = buf.getvalue()
     assert "\x1b]0;" not in text and "\x07" not in text and "\x1b[2J" not in text
     assert "\\x1b]0;pwned\\x07" in text
+
+
+def test_markdown_shows_html_and_markdown_in_names_literally(tmp_path):
+    name = tmp_path / "<script>alert(1)<!-- **b** [x](y) _i_.safetensors"
+    predictions_file(name, 60, 3)
+    ev, _ = evaluate_source(load_predictions(name), EvalOptions(scores=("msp",)))
+    text = render([ev], "markdown")
+    assert "<script>" not in text and "<!--" not in text and "**b**" not in text
+    assert "&lt;script&gt;alert(1)&lt;!-- \\*\\*b\\*\\* [x]\\(y) \\_i\\_" in text

@@ -14,13 +14,45 @@ from sc_eval.errors import printable
 from sc_eval.render.registry import register_format
 from sc_eval.render.view import Grid, Page, Section, View
 
-__all__ = ["md_cell", "md_table", "page_markdown"]
+__all__ = ["md_cell", "md_table", "md_text", "page_markdown"]
+
+
+#: Characters Markdown (GFM) or the HTML it may contain would read as syntax.
+_MARKUP = str.maketrans(
+    {
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "_": "\\_",
+        "~": "\\~",
+        "|": "\\|",
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+    }
+)
 
 
 def md_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell or heading: control characters escaped,
-    ``|`` escaped (a file name cannot add a column, a line or a heading)."""
-    return printable(text).replace("|", "\\|")
+    r"""Text shown literally in a Markdown table cell: control characters escaped,
+    HTML (``<script>``) and Markdown syntax (emphasis, code, links, ``|``) escaped, so a
+    file or group name cannot add markup, a column or a line.
+
+    >>> print(md_cell("<b>a|b</b> **x** [t](u) -1"))
+    &lt;b&gt;a\|b&lt;/b&gt; \*\*x\*\* [t]\(u) -1
+    """
+    return printable(text).translate(_MARKUP).replace("](", "]\\(").replace("][", "]\\[")
+
+
+def md_text(text: str) -> str:
+    r"""Text shown literally as a heading, paragraph or list item: :func:`md_cell`, and a
+    leading ``#``, ``-``, ``+`` or ``=`` escaped (it would start a heading or a list).
+
+    >>> print(md_text("# not a heading"))
+    \# not a heading
+    """
+    out = md_cell(text)
+    return "\\" + out if out[:1] in ("#", "-", "+", "=") else out
 
 
 def _cell(g: Grid, i: int, j: int) -> str:
@@ -43,12 +75,12 @@ def md_table(g: Grid) -> str:
 
 
 def _head(s: Section) -> str:
-    heading = md_cell(s.heading)
+    heading = md_text(s.heading)
     if s.status is not None:
         heading += f": {s.status.icon} {md_cell(s.status.text.lower())}"
     text = f"### {heading}\n"
     if s.summary:
-        text += f"\n{md_cell(s.summary)}\n"
+        text += f"\n{md_text(s.summary)}\n"
     return text
 
 
@@ -60,10 +92,10 @@ def page_markdown(page: Page) -> str:
         if s.heading or s.summary:
             parts.append(_head(s))
         if s.summary_items:
-            parts.append("\n".join(f"- {md_cell(x)}" for x in s.summary_items) + "\n")
+            parts.append("\n".join(f"- {md_text(x)}" for x in s.summary_items) + "\n")
         parts += [md_table(g) + "\n" for g in s.grids]
         if s.notes:
-            parts.append("\n".join(f"- {md_cell(n)}" for n in s.notes) + "\n")
+            parts.append("\n".join(f"- {md_text(n)}" for n in s.notes) + "\n")
     return "\n".join(parts)
 
 
