@@ -119,8 +119,8 @@ def parse_tolerances(text: str | None) -> tuple[float, dict[str, float]]:
             tol = float(value)
         except ValueError:
             raise UsageError(f"tolerance '{part}' is not a number (e.g. 0.1 or aurc=0.1)") from None
-        if not tol >= 0:
-            raise UsageError(f"tolerance '{part}' must be >= 0")
+        if not math.isfinite(tol) or tol < 0:
+            raise UsageError(f"tolerance '{part}' must be a finite number >= 0")
         if eq:
             if name.strip() in per:
                 raise UsageError(f"--tolerance gives {name.strip()} twice")
@@ -322,6 +322,17 @@ def baseline_value(res: dict[str, Any], rule: Rule, *, path: object) -> float:
 
 
 # --------------------------------------------------------------------------- verdicts
+def _apart(amount: float, tolerance: float, digits: int) -> tuple[str, str]:
+    """The regression and the tolerance with the Δ column's decimals, or more when that
+    would print them equal though they differ ("worse by 0.02 > tolerance 0.02"); a
+    non-zero regression never prints as 0."""
+    for d in range(digits, 10):
+        a, t = f"{amount:.{d}f}", f"{tolerance:.{d}f}"
+        if (a != t or amount == tolerance) and (float(a) != 0 or amount == 0):
+            return a, t
+    return f"{amount:.3g}", f"{tolerance:.3g}"
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The outcome of one rule (values in fractions; see ``Rule.scale`` for display)."""
@@ -377,12 +388,9 @@ class Verdict:
             if self.passed:
                 return "undefined in both (n/a)"
             return "undefined in one of baseline/candidate"
-        digits = 2 if r.scale == 100.0 else 4  # as the Δ column; a non-zero change shows
-        amount = f"{abs(self.regression):.{digits}f}"
-        if float(amount) == 0:
-            amount = f"<{10.0**-digits:.{digits}f}"
+        amount, tol = _apart(abs(self.regression), r.tolerance, 2 if r.scale == 100.0 else 4)
         amount += r.unit
-        tol = f"{num.param(r.tolerance)}{r.unit}"
+        tol += r.unit
         p = num.p_text(self.p_value, floor=self.p_floor)
         if self.regression == 0:
             return "unchanged"

@@ -327,12 +327,22 @@ def test_parse_tolerances_and_rules():
         parse_tolerances("aurc=-1")
     with pytest.raises(UsageError):
         parse_tolerances("x")
+    for bad in ("aurc=inf", "inf", "nan"):
+        with pytest.raises(UsageError, match="finite number"):
+            parse_tolerances(bad)
     rules = parse_rules([], [], None)
     assert [(r.metric, r.score) for r in rules] == [("aurc", "msp"), ("acc", None)]
     with pytest.raises(UsageError):
         parse_rules(["aurc", "augrc", "auroc"], ["msp", "gini"], None)
     with pytest.raises(UsageError):
         parse_rules(["aurc"], [], "ece=1")
+
+
+def test_a_reason_never_prints_a_regression_equal_to_its_tolerance():
+    v = Verdict(Rule("aurc", "msp", 0.02), 0.2849, 0.2849 + 0.000229)  # 0.0229pp > 0.02pp
+    assert not v.passed and v.reason == "worse by 0.023pp > tolerance 0.020pp"
+    v = Verdict(Rule("aurc", "msp", 0.0), 0.2849, 0.2849 + 1e-7)
+    assert v.reason == "worse by 0.00001pp > tolerance 0.00000pp"
 
 
 def test_verdict_direction_follows_higher_is_better():
