@@ -50,7 +50,7 @@ import numpy as np
 from sc_eval.collapse import Collapse, FeatureFile, neural_collapse
 from sc_eval.comparison import align_predictions
 from sc_eval.curves import sort_scores
-from sc_eval.errors import InputError, UsageError
+from sc_eval.errors import InputError, NonFiniteInput, UsageError
 from sc_eval.io import Predictions
 from sc_eval.metrics import ECE_BINS, Curves, SampleStats, get_convention, get_metric
 from sc_eval.pipeline import EvalOptions, evaluate_source
@@ -689,8 +689,9 @@ def diagnose(
         if n_ood:
             raise InputError(
                 f"holds {n_ood} OOD samples (label -1); diagnose studies how a model ranks "
-                "its misclassifications of in-distribution samples, so give it the ID rows "
-                "only (OOD rejection is measured by sc-eval score's SCOD and OOD views)",
+                "its misclassifications of in-distribution samples: write the rows with a "
+                "label >= 0 to a new file and diagnose that (OOD rejection is measured by "
+                "sc-eval score's SCOD and OOD views)",
                 path=p.name,
                 field="labels",
             )
@@ -716,10 +717,19 @@ def diagnose(
         val=val,
         seed=seed,
     )
-    models = tuple(
-        _model(a, p, opts, f, n_boot=n_boot, seed=seed, confidence=confidence)
-        for a, p, f in zip(aligned, preds, feats, strict=True)
-    )
+    try:
+        models = tuple(
+            _model(a, p, opts, f, n_boot=n_boot, seed=seed, confidence=confidence)
+            for a, p, f in zip(aligned, preds, feats, strict=True)
+        )
+    except NonFiniteInput as e:  # diagnose has no --nan-policy: say what to do instead
+        raise InputError(
+            f"expected finite logits, found NaN or Inf in {e.rows} rows (first at row "
+            f"{e.first}); diagnose needs every row finite: write the finite rows to a new "
+            "file (sc-eval score --nan-policy drop evaluates such a file as it is)",
+            path=e.path,
+            field=e.field,
+        ) from None
     ref = models[0]
     pairs = tuple(
         suppression(

@@ -62,6 +62,15 @@ class InputError(ScEvalError):
         self.field = field
 
 
+class NonFiniteInput(InputError):
+    """Logits or probabilities hold NaN or Inf (``--nan-policy refuse``)."""
+
+    def __init__(self, message: str, *, path: object | None = None, field: str | None = None,
+                 rows: int = 0, first: int = -1):  # fmt: skip
+        super().__init__(message, path=path, field=field)
+        self.rows, self.first = rows, first
+
+
 class UsageError(ScEvalError):
     """An option or argument value is invalid."""
 

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from sc_eval import progress
 from sc_eval.curves import sort_scores
-from sc_eval.errors import InputError, ScEvalWarning, UsageError, unknown_name
+from sc_eval.errors import InputError, NonFiniteInput, ScEvalWarning, UsageError, unknown_name
 from sc_eval.io import Predictions, labels_sha256, predictions_from_arrays
 from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
@@ -313,12 +313,14 @@ def score_samples(
             advance(1)
     nonfinite = np.concatenate([p["bad"] for p in parts]).astype(np.int64)
     if nonfinite.size and refuse:
-        raise InputError(
+        raise NonFiniteInput(
             f"expected finite values, found NaN or Inf in {nonfinite.size} of {preds.n} rows "
             f"(first at row {int(nonfinite[0])}); --nan-policy drop or rank-last evaluates "
             "the file anyway",
             path=preds.path,
             field=preds.kind,
+            rows=int(nonfinite.size),
+            first=int(nonfinite[0]),
         )
     if nonfinite.size == preds.n:
         raise InputError(
@@ -467,16 +469,16 @@ def resolve_metrics(
         out.setdefault(name, get_metric(name))  # computed at the value its name says
 
     for name in metrics:
-        family, _, value = name.partition("=")
-        if family in ("risk@cov", "cov@risk") and value:
+        family, _, text = name.partition("=")
+        if family in ("risk@cov", "cov@risk") and text:
             get_metric(name)  # the user's spelling checked (range, number)
-            add_parameterised(family, float(value))
+            add_parameterised(family, float(text))
         elif name not in MODEL_METRICS:
             m = get_metric(name)
             out.setdefault(m.name, m)
     for family, values in (("risk@cov", coverages), ("cov@risk", risks)):
-        for value in map(float, values):
-            add_parameterised(family, value)
+        for v in values:
+            add_parameterised(family, float(v))
     return tuple(out.values())
 
 
