@@ -40,6 +40,7 @@ from sc_eval.errors import UsageError, unknown_name
 __all__ = [
     "DEFAULT_SCORES",
     "MSP_FALLBACK",
+    "P_GRID",
     "SCORES",
     "RowStats",
     "Score",
@@ -51,6 +52,10 @@ __all__ = [
 #: Flag parameter of ``maxlogit-pnorm``: 1 means rank by MSP instead (Cattelan & Silva's
 #: fall-back, chosen by tuning when MSP has the lower AURC on the tuning split).
 MSP_FALLBACK = "msp_fallback"
+
+#: The p-norm orders tuning tries (Cattelan & Silva): ``p = 0`` (centred, not normalised)
+#: to 9.
+P_GRID: tuple[float, ...] = tuple(float(p) for p in range(10))
 
 
 class RowStats:
@@ -475,6 +480,10 @@ class Score:
     tuning : str or None
         How the parameters are tuned when a tuning split is given: ``"aurc"``
         (grid minimising AURC), ``"nll"`` (temperature by likelihood) or None.
+    grid : mapping
+        For ``"aurc"`` tuning: the candidate values of each parameter (every
+        combination is tried). A temperature ``T`` needs none: it is searched
+        on a scale of the data (:data:`sc_eval.tuning.TEMPERATURE_STEPS`).
     flags : tuple of str
         Optional parameters absent from ``defaults`` that :meth:`resolve` keeps
         when given (e.g. :data:`MSP_FALLBACK`, set only by tuning).
@@ -486,6 +495,7 @@ class Score:
     description: str
     defaults: Mapping[str, float] = field(default_factory=dict)
     tuning: str | None = None
+    grid: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
 
     def resolve(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -538,6 +548,7 @@ SCORES: dict[str, Score] = {
             "max_j (z_j - mean z) / ||z - mean z||_p (p = 0: z_top - mean z)",
             {"p": 2.0},
             tuning="aurc",
+            grid={"p": P_GRID},
             flags=(MSP_FALLBACK,),
         ),
         Score(
@@ -547,6 +558,7 @@ SCORES: dict[str, Score] = {
             "MSP of (z - mean z) / (T ||z - mean z||_p)",
             {"p": 2.0, "T": 1.0},
             tuning="aurc",
+            grid={"p": P_GRID},
         ),
         Score(
             "msp-ts", _msp_ts, True, "MSP after temperature scaling z / T", {"T": 1.0}, tuning="nll"

@@ -13,8 +13,9 @@ Tuning split
 
 Criteria (by each score's ``Score.tuning`` in the registry)
     ``"aurc"`` — grid search minimising the tie-aware AURC (``mean``
-    convention) on the tuning split: ``p ∈ {0, …, 9}`` (``p = 0`` is centred,
-    not normalised) and, for temperatures, 13 values ``T = s · 2^k``,
+    convention) on the tuning split over the candidates the score declares
+    (``Score.grid``): ``p ∈ {0, …, 9}`` (``p = 0`` is centred, not
+    normalised) and, for temperatures, 13 values ``T = s · 2^k``,
     ``k = -6..6``, with ``s`` the median gap between the top (normalised) logit
     and the row mean. A score that accepts the ``msp_fallback`` flag
     (``maxlogit-pnorm``) falls back to MSP when MSP has a strictly lower AURC
@@ -56,6 +57,8 @@ from sc_eval.errors import InputError, ScEvalWarning, UsageError
 from sc_eval.metrics import Curves, get_convention
 from sc_eval.scores import (
     MSP_FALLBACK,
+    P_GRID,
+    SCORES,
     RowStats,
     Score,
     default_scores,
@@ -79,7 +82,6 @@ __all__ = [
 ]
 
 DEFAULT_TUNE_FRACTION = 0.1
-P_GRID: tuple[float, ...] = tuple(float(p) for p in range(10))
 TEMPERATURE_STEPS: tuple[float, ...] = tuple(2.0**k for k in range(-6, 7))
 T_BOUNDS = (1e-4, 1e4)
 CRITERION_CONVENTION = "mean"
@@ -285,22 +287,21 @@ class _Choice:
 
 
 def _grid(score: Score, rows: np.ndarray, fixed: Mapping[str, float]) -> list[dict[str, float]]:
-    """Candidate parameter sets: the free ``p`` over :data:`P_GRID`, the free ``T`` over
-    :data:`TEMPERATURE_STEPS` times the logit scale of each ``p``."""
-    ps: list[float | None]
-    if "p" in score.defaults:
-        ps = [float(fixed["p"])] if "p" in fixed else list(P_GRID)
-    else:
-        ps = [None]
+    """Candidate parameter sets: every combination of the free parameters' values in
+    ``score.grid`` (a fixed one keeps its value), each with a free ``T`` over
+    :data:`TEMPERATURE_STEPS` times the logit scale of its ``p``."""
+    combos: list[dict[str, float]] = [{}]
+    for name, values in score.grid.items():
+        choices = [float(fixed[name])] if name in fixed else list(values)
+        combos = [{**c, name: v} for c in combos for v in choices]
     out = []
-    for p in ps:
-        base = {} if p is None else {"p": p}
+    for base in combos:
         if "T" not in score.defaults:
             out.append(base)
         elif "T" in fixed:
             out.append({**base, "T": float(fixed["T"])})
         else:
-            s = _logit_scale(rows, p)
+            s = _logit_scale(rows, base.get("p"))
             out += [{**base, "T": s * k} for k in TEMPERATURE_STEPS]
     return out
 
@@ -512,9 +513,9 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
             if opts.val is not None
             else "the split only removes samples from the evaluation"
         )
+        tunable_names = ", ".join(n for n, s in SCORES.items() if s.tuning is not None)
         warnings.warn(
-            "tuning was requested but none of the scores is tunable "
-            f"(maxlogit-pnorm, msp-pnorm, msp-ts): {effect}",
+            f"tuning was requested but none of the scores is tunable ({tunable_names}): {effect}",
             ScEvalWarning,
             stacklevel=3,
         )

@@ -39,27 +39,43 @@ def close(a: float, b: float, *, rel: float = 1e-9, abs_: float = 1e-12) -> bool
 
 
 # --------------------------------------------------------------------------- vs reference
+#: The slow reference (tests/reference.py) of every selective metric, as
+#: ``f(conf, err, convention)``: a metric added to SELECTIVE_METRICS needs one here.
+REFERENCES = {
+    "aurc": ref.aurc,
+    "e-aurc": ref.e_aurc,
+    "naurc": ref.naurc,
+    # torch-uncertainty keeps the trapezoid AUGRC
+    "augrc": lambda c, e, conv: ref.augrc(c, e, "mean" if conv == "mean" else "trapezoid"),
+    "auroc": lambda c, e, conv: ref.auroc(c, e),
+    "fpr@95tpr": lambda c, e, conv: ref.fpr_at_tpr(c, e),
+}
+
+
+def _matches_reference(names, conf, err, convention):
+    got = metrics_of(conf, err, *names, convention=convention)
+    for name in names:
+        want = REFERENCES[name](conf, err, convention)
+        tol = 1e-10 if name in ALL_AREA else 1e-12
+        assert close(got[name], want, rel=1e-9, abs_=tol), (name, got[name], want)
+
+
+def test_every_selective_metric_has_a_reference():
+    assert set(REFERENCES) == set(SELECTIVE_METRICS)
+
+
 @pytest.mark.parametrize("convention", CONVENTION_NAMES)
 @given(data=conf_err())
 def test_area_metrics_match_reference(convention, data):
     conf, err = data
-    got = metrics_of(conf, err, *ALL_AREA, convention=convention)
-    want = {
-        "aurc": ref.aurc(conf, err, convention),
-        "e-aurc": ref.e_aurc(conf, err, convention),
-        "naurc": ref.naurc(conf, err, convention),
-        "augrc": ref.augrc(conf, err, "mean" if convention == "mean" else "trapezoid"),
-    }
-    for name in ALL_AREA:
-        assert close(got[name], want[name], rel=1e-9, abs_=1e-10), (name, got[name], want[name])
+    _matches_reference(ALL_AREA, conf, err, convention)
 
 
-@given(data=conf_err(max_n=300))
-def test_auroc_and_fpr_match_reference(data):
+@pytest.mark.parametrize("convention", CONVENTION_NAMES)
+@given(data=conf_err(max_n=300))  # the AUROC and FPR references are quadratic
+def test_every_selective_metric_matches_its_reference(convention, data):
     conf, err = data
-    got = metrics_of(conf, err, "auroc", "fpr@95tpr")
-    assert close(got["auroc"], ref.auroc(conf, err))
-    assert close(got["fpr@95tpr"], ref.fpr_at_tpr(conf, err))
+    _matches_reference(list(SELECTIVE_METRICS), conf, err, convention)
 
 
 @given(data=conf_err(min_n=2))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer.main
 from conftest import make_logits, predictions_file
 from typer.testing import CliRunner
 
@@ -18,13 +19,19 @@ from sc_eval.io import write_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"NO_COLOR": "1", "COLUMNS": "100", "SC_EVAL_DEBUG": None}
-COMMANDS = ["score", "compare", "gate", "threshold", "infer", "demo", "list"]
+#: Every command the app registers, so a new command's help is checked without a list to edit.
+COMMANDS = sorted(typer.main.get_command(app).commands)
 
 
 def _help(command: str) -> str:
     r = CliRunner(env=ENV).invoke(app, [command, "--help"])
     assert r.exit_code == 0, r.output
     return r.stdout
+
+
+def test_every_command_is_checked():
+    known = {"score", "compare", "gate", "threshold", "diagnose", "infer", "demo", "list"}
+    assert known <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

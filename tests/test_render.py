@@ -13,6 +13,7 @@ from pathlib import Path
 import html5lib
 import numpy as np
 import pytest
+import typer.main
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -24,7 +25,7 @@ from sc_eval.gate import GateReport, Rule, Verdict
 from sc_eval.io import load_predictions, write_predictions
 from sc_eval.numbers import metric_delta, metric_value, p_value, pct, real
 from sc_eval.pipeline import EvalOptions, Evaluation, evaluate_source
-from sc_eval.render import all_formats, formats_for, render
+from sc_eval.render import all_formats, formats_for, render, result_types
 from sc_eval.slices import SliceTable, slice_sources
 from sc_eval.threshold import ThresholdResult, calibrate
 from tests.conftest import make_logits, predictions_file
@@ -81,6 +82,29 @@ def test_every_result_type_renders_in_every_format(results, kind):
 def test_unknown_format_is_a_usage_error(results, kind):
     with pytest.raises(UsageError, match=r"unknown format 'htm'\. Did you mean 'html'"):
         render(results[kind], "htm")
+
+
+def test_every_result_type_is_tested_here():
+    """The tests of this file run on the results in TYPES: a result type that registers a
+    view needs a fixture here, or its formats would go unchecked."""
+    assert set(result_types()) == set(TYPES.values())
+
+
+def test_format_help_lists_every_format():
+    """``--format``'s help names the formats by hand (reading the registry would load the
+    renderers, and numpy, for ``--help``): it must name every format that every result
+    type renders in, and only formats that exist."""
+    generic = set.intersection(*(set(formats_for(t)) for t in result_types()))
+    helps = {
+        name: p.help or ""
+        for name, command in typer.main.get_command(app).commands.items()
+        for p in command.params
+        if "--format" in getattr(p, "opts", ())
+    }
+    assert {"score", "compare", "threshold", "gate", "diagnose"} <= set(helps)
+    for name, text in helps.items():
+        listed = set(re.findall(r"[a-z]+", text.partition(":")[2]))
+        assert generic <= listed <= set(all_formats()), (name, text)
 
 
 def test_junit_is_gate_only(results):

@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import typing
 import warnings
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sc_eval.cli import app
+from sc_eval.cli import app, options
 from sc_eval.errors import InputError, UsageError
 from sc_eval.io import predictions_from_arrays, write_predictions
 from sc_eval.pipeline import EvalOptions, ScEvalWarning, evaluate, evaluate_source
-from sc_eval.scores import MSP_FALLBACK, RowStats, get_score
+from sc_eval.scores import MSP_FALLBACK, SCORES, RowStats, get_score
 from sc_eval.tuning import P_GRID, fit_temperature, split_indices, tune, tuning_aurc
 
 PLAIN_ENV = {"NO_COLOR": "1", "FORCE_COLOR": None, "COLUMNS": None, "SC_EVAL_DEBUG": None}
@@ -125,6 +126,17 @@ def test_compare_evaluates_every_model_on_the_same_split():
 
 
 # --------------------------------------------------------------------------- p-norm grid
+def test_every_parameter_tuned_by_aurc_has_candidates():
+    """A score tuned by AURC declares the candidates of each parameter on its registry
+    entry (a temperature is searched on the data's scale): a parameter without any would
+    be reported as tuned without being searched."""
+    tuned = [s for s in SCORES.values() if s.tuning == "aurc"]
+    assert {s.name for s in tuned} >= {"maxlogit-pnorm", "msp-pnorm"}
+    for s in tuned:
+        assert set(s.defaults) <= set(s.grid) | {"T"}, s.name
+        assert all(len(values) > 1 for values in s.grid.values()), s.name
+
+
 @pytest.mark.parametrize("best_p", [0.0, 2.0, 5.0, 8.0])
 def test_tuning_picks_the_known_best_p(best_p):
     z, y = ranked_by("maxlogit-pnorm", p=best_p)
@@ -380,6 +392,14 @@ def test_cli_fixed_p_is_not_tuned(runner, files):
     )
     res = json.loads(out.stdout)["results"][0]["scores"]["maxlogit-pnorm"]
     assert res["params"] == {"p": 6.0} and res["tuned"] is False
+
+
+def test_tune_split_help_names_every_tunable_score():
+    """The shared ``--tune-split`` option (score, compare) names the tunable scores by hand
+    (reading the registry would load numpy for ``--help``): it must name every one."""
+    tunable = {n for n, s in SCORES.items() if s.tuning is not None}
+    text = typing.get_args(options.TuneSplit)[1].help
+    assert tunable <= set(text.replace(",", " ").replace("/", " ").split()), text
 
 
 def test_cli_tune_flag_means_ten_percent(runner, files):

@@ -41,6 +41,7 @@ from sc_eval.render.registry import (
     register_format,
     register_view,
     render,
+    result_types,
 )
 from sc_eval.render.view import Grid, Page, Records, Section, Status, View
 
@@ -57,4 +58,5 @@ __all__ = [
     "register_format",
     "register_view",
     "render",
+    "result_types",
 ]

@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 from sc_eval.errors import unknown_name
 from sc_eval.render.view import View
 
-__all__ = ["formats_for", "register", "register_format", "register_view", "render"]
+__all__ = [
+    "all_formats",
+    "formats_for",
+    "register",
+    "register_format",
+    "register_view",
+    "render",
+    "result_types",
+]
 
 F = TypeVar("F", bound=Callable[..., str])
 
@@ -81,6 +89,11 @@ def formats_for(result_type: type) -> list[str]:
 def all_formats() -> list[str]:
     """Every format name some result type renders in."""
     return list(dict.fromkeys([*_FORMATS, *(f for _, f in _SPECIFIC)]))
+
+
+def result_types() -> list[type]:
+    """Every result type with a registered view."""
+    return list(_VIEWS)
 
 
 def view_of(result_type: type) -> View:
