@@ -480,7 +480,7 @@ def _parse_fraction(text: str, what: str, *, allow_zero: bool) -> float:
             else ""
         )
         raise UsageError(f"{what} {text} is outside {interval}{hint}")
-    return value
+    return value + 0.0  # -0 is 0 (a name never reads "-0")
 
 
 def _read_off(info: MetricInfo, point: str, value: float) -> Metric:

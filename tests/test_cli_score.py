@@ -424,3 +424,17 @@ def test_list_shows_every_registry_entry(runner):
     r = run(runner, "list")
     for name in (*SCORES, *MODEL_METRICS, *SELECTIVE_METRICS, *CONVENTIONS):
         assert name in r.stdout
+
+
+def test_by_refuses_a_bootstrap_it_would_ignore(runner, workdir):
+    r = run(runner, "score", "preds.safetensors", "--by", "class", "--bootstrap", "50", code=2)
+    assert "--bootstrap does not apply to --by" in r.stderr
+
+
+def test_a_negative_zero_risk_is_named_zero(runner, workdir):
+    r = run(runner, "score", "preds.safetensors", "-s", "msp", "-m", "cov@risk=-0", "-f", "json")
+    assert "cov@risk=0" in json.loads(r.stdout)["results"][0]["scores"]["msp"]["metrics"]
+    assert (
+        "-0"
+        not in run(runner, "score", "preds.safetensors", "-s", "msp", "-m", "cov@risk=-0").stdout
+    )

@@ -120,7 +120,7 @@ ChunkSize = Annotated[
     typer.Option(
         "--chunk-size",
         min=1,
-        help="Rows scored at a time (default: ~32 MiB of float64, less when memory is short).",
+        help="Rows scored at a time (default: ~4 MiB of float64, less when memory is short).",
     ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]

@@ -74,6 +74,12 @@ def score(
     if by is not None or groups_key is not None:
         from sc_eval.slices import slice_sources
 
+        if bootstrap:  # slices carry exact binomial intervals, no bootstrap
+            raise UsageError(
+                "--bootstrap does not apply to --by: each slice's accuracy and selective "
+                "risk already come with exact (Clopper–Pearson) 95% intervals"
+            )
+
         tables = slice_sources(
             sources,
             opts,

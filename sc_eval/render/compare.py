@@ -148,10 +148,12 @@ def comparison_lines(cmp: Comparison, *, colour: bool = True) -> tuple[str, list
         )
     else:
         notes.append("no bootstrap (--bootstrap 0): differences without intervals")
-    legend = "green = better than the reference, red = worse, " if colour else ""
-    notes.append(
-        f"percent metrics and their Δ in % (percentage points); {legend}bold = interval excludes 0"
-    )
+    legend = ["percent metrics and their Δ in % (percentage points)"]
+    if colour:
+        legend.append("green = better than the reference, red = worse")
+    if cmp.bootstrap is not None:
+        legend.append("bold = interval excludes 0")
+    notes.append("; ".join(legend))
     return head, notes
 
 
