@@ -14,8 +14,10 @@ import contextlib
 import functools
 import os
 import re
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -144,8 +146,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def _show_warning(
     message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
-
-    sys.stderr.write(f"sc-eval: warning: {printable(str(message))}\n")
+    """One ``sc-eval: warning:`` line; on a terminal, wrapped at word boundaries to its
+    width (the terminal would otherwise break words), in a pipe or log one line."""
+    text = f"sc-eval: warning: {printable(str(message))}"
+    if sys.stderr.isatty():
+        width = shutil.get_terminal_size().columns
+        text = textwrap.fill(text, width=max(width - 1, 40), subsequent_indent="  ")
+    sys.stderr.write(text + "\n")
 
 
 class Terminated(BaseException):
