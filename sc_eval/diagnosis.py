@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from sc_eval import numbers as num
 from sc_eval.collapse import Collapse, FeatureFile, neural_collapse
 from sc_eval.comparison import align_predictions
 from sc_eval.curves import sort_scores
@@ -453,7 +454,7 @@ def confidence_ceiling(msp: np.ndarray, correct: np.ndarray, *, num_classes: int
     level = float(np.median(msp[in_band & correct])) if (in_band & correct).any() else math.nan
     alpha = math.nan
     c = num_classes
-    where = f"{100 * share_c:.1f}% of the correct predictions lie within {CEILING_BAND:g} of it"
+    where = f"{num.pct(share_c)}% of the correct predictions lie within {CEILING_BAND:g} of it"
     if top >= 1.0 - SATURATION:
         finding = (
             f"MSP reaches {top:.4f} (99.9% quantile), within {SATURATION:g} of 1: no ceiling "
@@ -748,10 +749,10 @@ def diagnose(
 
 # --------------------------------------------------------------------------- words
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    return f"{num.pct(x)}%"
 
 
-def _ci(d: Interval, scale: float = 100.0, fmt: str = "+.1f") -> str:
+def _ci(d: Interval, scale: float = 100.0, fmt: str = "+.2f") -> str:
     if math.isnan(d.low):
         return "no interval"
     return f"[{scale * d.low:{fmt}}, {scale * d.high:{fmt}}]"
@@ -788,7 +789,7 @@ def summary_lines(d: Diagnosis) -> list[str]:
             lines.append(
                 f"{m.name}: max-logit p-norm ({how}{', tuned' if fix.tuned else ''}) changes the "
                 f"AUROC from {_pct(m.repair[0].auroc.estimate)} (MSP) to "
-                f"{_pct(fix.auroc.estimate)} ({100 * fix.delta_auroc.estimate:+.1f} points"
+                f"{_pct(fix.auroc.estimate)} ({num.pct_delta(fix.delta_auroc.estimate)} points"
                 f"{sig}) and the AURC from {_pct(m.repair[0].aurc.estimate)} to "
                 f"{_pct(fix.aurc.estimate)}."
             )

@@ -565,7 +565,8 @@ class ThresholdResult:
             f"calibration samples, the selective risk (error rate among accepted inputs) "
             f"of accepting inputs whose {self.score} >= {self.value:.6g} (exactly: rank key "
             f">= {c.key!r}) on new data drawn i.i.d. from the "
-            f"calibration distribution is at most {100 * c.bound:.3f}% ({how}; Geifman & "
+            f"calibration distribution is at most {math.ceil(10_000 * c.bound) / 100:.2f}% "
+            f"({how}; Geifman & "
             "El-Yaniv 2017)." + (f" {ood_line(self)}" if self.n_ood else "")
         )
 

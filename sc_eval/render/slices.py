@@ -15,7 +15,7 @@ __all__ = ["grid", "notes"]
 
 
 def _ci(ci: tuple[float, float]) -> str:
-    return f"{num.pct(ci[0])}–{num.pct(ci[1])}"
+    return f"[{num.pct(ci[0])}, {num.pct(ci[1])}]"
 
 
 def _cells(r: SliceRow, total_n: int) -> list[str]:

@@ -95,7 +95,7 @@ def grid(r: ThresholdResult) -> Grid:
             continue
         label = name if unit == "count" else f"{name} (%)"
         if name == "risk upper bound":
-            label = f"risk bound @ {100 * (1 - r.control.delta):.4g}% (%)"
+            label = f"risk bound, {100 * (1 - r.control.delta):.4g}% confidence (%)"
         row = [label, _shown(cal, unit)]
         if test is not None:
             row.append(
@@ -103,7 +103,7 @@ def grid(r: ThresholdResult) -> Grid:
             )
             if name == "selective risk" and r.test is not None:
                 lo, hi = r.test.risk_interval
-                row[-1] += f"\n[95% CI {num.pct(lo)}–{num.pct(hi)}]"
+                row[-1] += f"\n95% CI [{num.pct(lo)}, {num.pct(hi)}]"
         rows.append(row)
     return Grid(f"{r.source} — threshold for '{r.score}'", headers, rows)
 
