@@ -36,6 +36,7 @@ sorted order and one cumulative sum (correct and wrong samples apart). With
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 
@@ -488,32 +489,44 @@ class ResampledBlocks:
 
     def risk_at_coverage(self, coverage: float) -> np.ndarray:
         """Selective risk at ``coverage`` (as :meth:`RiskCoverage.risk_at_coverage`), (B,)."""
-        k = coverage * self.N
+        return self.risk_at_coverages([coverage])[:, 0]
+
+    def risk_at_coverages(self, coverages: Sequence[float]) -> np.ndarray:
+        """:meth:`risk_at_coverage` of each coverage, (B, K): one binary search for all."""
+        cov = np.asarray(coverages, dtype=np.float64)
+        N = self.N[:, None]
+        k = cov * N
         lo = np.maximum(np.floor(k), 1).astype(np.int64)
         frac = k - lo
-        hi = np.minimum(lo + 1, self.N)
-        e = self.cum_errors_at(np.column_stack((lo, hi)))
-        r_lo = e[:, 0] / lo
-        r_hi = e[:, 1] / hi
+        hi = np.minimum(lo + 1, N)
+        e = self.cum_errors_at(np.hstack((lo, hi)))
+        r_lo = e[:, : cov.size] / lo
+        r_hi = e[:, cov.size :] / hi
         return np.where((k <= 1.0) | (frac == 0.0), r_lo, r_lo + frac * (r_hi - r_lo))
 
     def coverage_at_risk(self, risk: float) -> np.ndarray:
         """Largest coverage whose selective risk is at most ``risk`` (as
-        :meth:`RiskCoverage.coverage_at_risk`), shape (B,).
+        :meth:`RiskCoverage.coverage_at_risk`), shape (B,)."""
+        return self.coverage_at_risks([risk])[:, 0]
+
+    def coverage_at_risks(self, risks: Sequence[float]) -> np.ndarray:
+        """:meth:`coverage_at_risk` of each risk, (B, K).
 
         Between error blocks the risk falls, so the answer is ``N`` or lies at
         or after the start of the last error block whose start satisfies it,
         inside that block (where ``E[E_k] - r k`` is linear in ``k``).
         """
-        thr = risk * (1 + 1e-12) + 1e-15
-        N = self.N
-        k = np.zeros(N.shape, dtype=np.int64)
-        if self.a.shape[1]:
-            ok = self.e0 <= thr * self.a  # e0 / a <= thr; the first block always (e0 = 0)
-            last = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
-            a, m, t, e0 = (
-                x[np.arange(N.shape[0]), last] for x in (self.a, self.m, self.t, self.e0)
-            )
+        thr = np.asarray(risks, dtype=np.float64) * (1 + 1e-12) + 1e-15
+        N = self.N[:, None]
+        k = np.zeros((N.shape[0], thr.size), dtype=np.int64)
+        width = self.a.shape[1]
+        if width:
+            last = np.empty(k.shape, dtype=np.intp)
+            for col, r in enumerate(thr):  # e0 / a <= r; the first block always (e0 = 0)
+                ok = self.e0 <= r * self.a
+                last[:, col] = width - 1 - np.argmax(ok[:, ::-1], axis=1)
+            rows = np.arange(N.shape[0])[:, None]
+            a, m, t, e0 = (x[rows, last] for x in (self.a, self.m, self.t, self.e0))
 
             def fits(j: np.ndarray) -> np.ndarray:
                 return (e0 + (j * t) / np.maximum(m, 1)) / np.maximum(a + j, 1) <= thr
@@ -525,7 +538,7 @@ class ResampledBlocks:
             j = np.where((j < m) & fits(j + 1), j + 1, j)  # rounding, either way
             j = np.where((j > 0) & ~fits(j), j - 1, j)
             k = a + j
-        return np.where(thr >= self.E / N, N, k) / N
+        return np.where(thr >= self.E[:, None] / N, N, k) / N
 
     def errors_at_correct(self, count: np.ndarray) -> np.ndarray:
         """Weighted errors ranked at or above the tie block in which the cumulative

@@ -388,12 +388,18 @@ class Metric:
         metric of every resample of a :class:`~sc_eval.curves.ResampledBlocks`
         at once, equal to ``fn`` on the re-sorted resample (tested). Without
         it the bootstrap evaluates ``fn`` on each re-weighted curve.
+    point : (str, float), optional
+        A metric read off the curve at one value (``("risk_at_coverage", 0.9)``):
+        the bootstrap reads every value of one such method at once, through the
+        plural method of :class:`~sc_eval.curves.ResampledBlocks`
+        (``risk_at_coverages``), instead of one call per metric.
     """
 
     info: MetricInfo
     fn: Callable[[Curves, Convention], float]
     why_undefined: Callable[[Curves], str | None] | None = None
     batch: Callable[[ResampledBlocks, Convention], np.ndarray] | None = None
+    point: tuple[str, float] | None = None
 
     @property
     def name(self) -> str:
@@ -491,6 +497,7 @@ def _read_off(info: MetricInfo, point: str, value: float) -> Metric:
         info,
         fn=lambda c, conv: getattr(c.tied, point)(value),
         batch=lambda rb, conv: getattr(rb, point)(value),
+        point=(point, value),
     )
 
 

@@ -355,6 +355,10 @@ class PairedBootstrap:
         self._selective = [
             (k, get_metric(m)) for k, m in enumerate(self.metrics) if m not in MODEL_METRICS
         ]
+        self._points: dict[str, list[tuple[int, float]]] = {}  # method → (column, value)
+        for k, metric in self._selective:
+            if metric.point is not None and metric.batch is not None:
+                self._points.setdefault(metric.point[0], []).append((k, metric.point[1]))
         # the closed forms count 0/1 errors; fractional residuals (an OOD cost β ≠ 1)
         # take the general curves of every resample
         self._binary = [
@@ -376,7 +380,16 @@ class PairedBootstrap:
         sorted_scores = self._sorted[i][j]
         conv = self.convention
         blocks = sorted_scores.resample(counts) if self._selective and self._binary[i] else None
+        read_off: set[int] = set()
+        if blocks is not None:  # every risk@cov (cov@risk) of the batch in one call
+            for method, columns in self._points.items():
+                values = getattr(blocks, f"{method}s")([v for _, v in columns])
+                for c, (k, _) in enumerate(columns):
+                    out[:, i, j, k] = values[:, c]
+                    read_off.add(k)
         for k, metric in self._selective:
+            if k in read_off:
+                continue
             if metric.batch is not None and blocks is not None:
                 out[:, i, j, k] = metric.batch(blocks, conv)
             else:  # no fast path: the general curves of every resample
@@ -477,10 +490,8 @@ class PairedBootstrap:
             return counts
 
         workers = min(_workers(), len(self.samples) * max(len(self.scores), 1) + 1)
-        pool = None
-        if workers > 1:
-            _keep_freed_memory()
-            pool = ThreadPoolExecutor(workers)
+        _keep_freed_memory()
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
         try:
             with bars.task("bootstrap", n_boot, unit="resamples") as advance:
 

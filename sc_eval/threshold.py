@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from sc_eval.curves import SortedScores, sort_scores
 from sc_eval.errors import ScEvalWarning, UsageError
@@ -107,6 +106,8 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
         return 1.0
     if p >= 1.0:
         return 0.0
+    from scipy import special  # 0.2 s to import: only once a bound is computed
+
     return float(special.betaincc(k + 1, n - k, p))
 
 
@@ -117,6 +118,8 @@ def _tail_minus_delta(k: int, n: int, delta: float) -> Callable[[float], float]:
     is exact there (Sterbenz), and the complement keeps the digits that
     ``tail - δ`` would cancel when both are close to 1.
     """
+    from scipy import special
+
     a, b = k + 1, n - k
     if delta > 0.5:
         rest = 1.0 - delta
@@ -195,6 +198,8 @@ def binomial_upper_bound(k: int, n: int, delta: float) -> float:
     excess = _tail_minus_delta(k, n, delta)
     if excess(_BELOW_ONE) >= 0:  # the root lies above the largest double below 1
         return 1.0
+    from scipy import special
+
     guess = float(special.betainccinv(k + 1, n - k, delta))
     bound = _round_up_to_root(excess, guess) if 0.0 < guess < 1.0 else None
     if bound is None:

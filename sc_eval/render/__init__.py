@@ -14,25 +14,20 @@ and :class:`~sc_eval.diagnosis.Diagnosis`.
 
 Adding a format: a module with a ``@register_format(NAME)`` function of a
 :class:`~sc_eval.render.view.View` and a result, imported below. Adding a
-result type: a module that builds its view and calls ``register_view``,
-imported below.
+result type: a module that builds its view and calls ``register_view``, named
+in :data:`~sc_eval.render.registry.VIEW_MODULES` (imported when first needed).
 """
 
 from __future__ import annotations
 
-# Formats, then views: importing a module registers it.
+# The formats: importing a module registers it (views load on first use, see
+# registry.VIEW_MODULES).
 from sc_eval.render import (  # noqa: F401
-    compare,
     csvfmt,
-    diagnose,
-    gate,
     html,
     jsonfmt,
     markdown,
-    score,
-    slices,
     table,
-    threshold,
 )
 from sc_eval.render.registry import (
     all_formats,

@@ -12,6 +12,7 @@ as ``sc-eval score`` makes).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +37,31 @@ _FORMATS: dict[str, Callable[..., str]] = {}
 _SPECIFIC: dict[tuple[type, str], Callable[..., str]] = {}
 #: Result type → (its view, whether it is rendered as a sequence of results).
 _VIEWS: dict[type, tuple[View, bool]] = {}
+
+#: The module registering the view of each result type (by ``module.QualName``), imported
+#: when a result of that type is first rendered: a command loads only its own view (and
+#: what that view imports), not every other command's.
+VIEW_MODULES: dict[str, str] = {
+    "sc_eval.pipeline.Evaluation": "sc_eval.render.score",
+    "sc_eval.comparison.Comparison": "sc_eval.render.compare",
+    "sc_eval.slices.SliceTable": "sc_eval.render.slices",
+    "sc_eval.threshold.ThresholdResult": "sc_eval.render.threshold",
+    "sc_eval.gate.GateReport": "sc_eval.render.gate",
+    "sc_eval.diagnosis.Diagnosis": "sc_eval.render.diagnose",
+}
+
+
+def _load_view(result_type: type) -> None:
+    """Import the module that registers ``result_type``'s view, once."""
+    if result_type not in _VIEWS:
+        module = VIEW_MODULES.get(f"{result_type.__module__}.{result_type.__qualname__}")
+        if module is not None:
+            importlib.import_module(module)
+
+
+def _load_all_views() -> None:
+    for module in VIEW_MODULES.values():
+        importlib.import_module(module)
 
 
 def register_view(result_type: type, view: View, *, many: bool = False) -> None:
@@ -82,22 +108,26 @@ def _type_of(result: Any) -> type:
 
 def formats_for(result_type: type) -> list[str]:
     """The formats ``result_type`` renders in, generic ones first."""
+    _load_view(result_type)
     names = list(_FORMATS) if result_type in _VIEWS else []
     return names + [f for (t, f) in _SPECIFIC if t is result_type and f not in names]
 
 
 def all_formats() -> list[str]:
     """Every format name some result type renders in."""
+    _load_all_views()
     return list(dict.fromkeys([*_FORMATS, *(f for _, f in _SPECIFIC)]))
 
 
 def result_types() -> list[type]:
     """Every result type with a registered view."""
+    _load_all_views()
     return list(_VIEWS)
 
 
 def view_of(result_type: type) -> View:
     """The registered view of ``result_type`` (KeyError when it has none)."""
+    _load_view(result_type)
     return _VIEWS[result_type][0]
 
 
@@ -110,6 +140,7 @@ def render(result: Any, fmt: str, **opts: Any) -> str:
         ``fmt`` is not a format of this result type (with a "did you mean").
     """
     kind = _type_of(result)
+    _load_view(kind)
     specific = _SPECIFIC.get((kind, fmt))
     if specific is not None:
         return specific(result, **opts)
