@@ -371,8 +371,22 @@ class MetricInfo:
 FRACTION = "fraction"
 
 
+class _Described:
+    """``name`` and ``higher_is_better`` of a registry entry, read from its ``info``."""
+
+    info: MetricInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.info.higher_is_better
+
+
 @dataclass(frozen=True)
-class Metric:
+class Metric(_Described):
     """A metric of one confidence score.
 
     Attributes
@@ -400,14 +414,6 @@ class Metric:
     why_undefined: Callable[[Curves], str | None] | None = None
     batch: Callable[[ResampledBlocks, Convention], np.ndarray] | None = None
     point: tuple[str, float] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.info.higher_is_better
 
     def __call__(self, curves: Curves, convention: Convention) -> float:
         return self.fn(curves, convention)
@@ -662,7 +668,7 @@ def _ece_batch(s: SampleStats, w: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ModelMetric:
+class ModelMetric(_Described):
     """A metric of the model's predicted probabilities (no confidence score involved).
 
     ``fn(stats, weights)`` takes optional per-sample weights (bootstrap counts);
@@ -673,14 +679,6 @@ class ModelMetric:
     info: MetricInfo
     fn: Callable[[SampleStats, np.ndarray | None], float]
     batch: Callable[[SampleStats, np.ndarray], np.ndarray]
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.info.higher_is_better
 
     def __call__(self, stats: SampleStats, weights: np.ndarray | None = None) -> float:
         return self.fn(stats, weights)

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike
 from sc_eval import progress
 from sc_eval.curves import sort_scores
 from sc_eval.errors import InputError, NonFiniteInput, ScEvalWarning, UsageError, unknown_name
-from sc_eval.io import Predictions, labels_sha256, predictions_from_arrays
+from sc_eval.io import Predictions, available_memory, labels_sha256, predictions_from_arrays
 from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
     MODEL_METRICS,
@@ -128,18 +128,6 @@ class ScoredSamples:
 
 #: float64 ``[rows, C]`` working arrays alive at once per chunk (logr, exp, centred copy …)
 WORKING_COPIES = 6
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def default_chunk_size(num_classes: int, *, workers: int = 1) -> int:
