@@ -509,6 +509,14 @@ class ResampledBlocks:
         :meth:`RiskCoverage.coverage_at_risk`), shape (B,)."""
         return self.coverage_at_risks([risk])[:, 0]
 
+    @cached_property
+    def _start_risk(self) -> np.ndarray:
+        """``e0 / a``: the selective risk at the start of each error block, (B, blocks);
+        NaN where nothing is ranked above the block (``a = e0 = 0``, risk 0 by convention:
+        the first block always qualifies)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.e0 / self.a
+
     def coverage_at_risks(self, risks: Sequence[float]) -> np.ndarray:
         """:meth:`coverage_at_risk` of each risk, (B, K).
 
@@ -522,9 +530,10 @@ class ResampledBlocks:
         width = self.a.shape[1]
         if width:
             last = np.empty(k.shape, dtype=np.intp)
-            for col, r in enumerate(thr):  # e0 / a <= r; the first block always (e0 = 0)
-                ok = self.e0 <= r * self.a
-                last[:, col] = width - 1 - np.argmax(ok[:, ::-1], axis=1)
+            risk = self._start_risk
+            for col, r in enumerate(thr):  # the last block whose start has risk <= r
+                above = risk[:, ::-1] > r  # NaN (0/0: nothing ranked above) is never above
+                last[:, col] = width - 1 - np.argmin(above, axis=1)
             rows = np.arange(N.shape[0])[:, None]
             a, m, t, e0 = (x[rows, last] for x in (self.a, self.m, self.t, self.e0))
 
