@@ -24,13 +24,17 @@ def list_registries() -> None:
     )
     from sc_eval.scores import DEFAULT_SCORES, SCORES
 
-    scores = Table(title="confidence scores (higher = accepted first)", title_justify="left")
-    for col in ("name", "input", "default", "tuned by", "parameters", "definition"):
+    scores = Table(
+        title="confidence scores (higher = accepted first; input 'either' = logits or "
+        "probabilities)",
+        title_justify="left",
+    )
+    for col in ("name", "input", "default", "tuned", "parameters", "definition"):
         scores.add_column(col)
     for s in SCORES.values():
         scores.add_row(
             s.name,
-            "logits" if s.needs_logits else "logits or probs",
+            "logits" if s.needs_logits else "either",
             "yes" if s.name in DEFAULT_SCORES else "",
             s.tuning or "",
             ", ".join(f"{k}={v:g}" for k, v in s.defaults.items()),
