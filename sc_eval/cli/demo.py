@@ -25,7 +25,9 @@ def demo(
     label_smoothing: Annotated[
         float, typer.Option("--label-smoothing", help="α of the label-smoothed model.")
     ] = 0.3,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs of each model.")] = 30,
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, help="Training epochs of each model.")
+    ] = 30,
     seed: Annotated[
         int,
         typer.Option(
@@ -34,10 +36,12 @@ def demo(
             help="Seed of the data, the training, the tuning split and the bootstrap.",
         ),
     ] = 0,
-    n_train: Annotated[int, typer.Option("--n-train", help="Training samples.")] = 20_000,
-    n_test: Annotated[int, typer.Option("--n-test", help="Test samples.")] = 20_000,
-    classes: Annotated[int, typer.Option("--classes", help="Number of classes.")] = 100,
-    hidden: Annotated[int, typer.Option("--hidden", help="Width of the hidden layers.")] = 256,
+    n_train: Annotated[int, typer.Option("--n-train", min=100, help="Training samples.")] = 20_000,
+    n_test: Annotated[int, typer.Option("--n-test", min=100, help="Test samples.")] = 20_000,
+    classes: Annotated[int, typer.Option("--classes", min=2, help="Number of classes.")] = 100,
+    hidden: Annotated[
+        int, typer.Option("--hidden", min=1, help="Width of the hidden layers.")
+    ] = 256,
     tune_split: Annotated[
         float,
         typer.Option(
@@ -45,7 +49,8 @@ def demo(
         ),
     ] = 0.1,
     threads: Annotated[
-        int, typer.Option("--threads", help="CPU threads for training (fixed: reproducible).")
+        int,
+        typer.Option("--threads", min=1, help="CPU threads for training (fixed: reproducible)."),
     ] = 1,
     ood: Annotated[
         bool,
