@@ -725,7 +725,8 @@ def diagnose(
         )
     except NonFiniteInput as e:  # diagnose has no --nan-policy: say what to do instead
         raise InputError(
-            f"expected finite logits, found NaN or Inf in {e.rows} rows (first at row "
+            f"expected finite logits, found NaN or Inf in {e.rows} row{'s' * (e.rows != 1)} "
+            f"(first at row "
             f"{e.first}); diagnose needs every row finite: write the finite rows to a new "
             "file (sc-eval score --nan-policy drop evaluates such a file as it is)",
             path=e.path,

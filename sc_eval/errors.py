@@ -7,6 +7,7 @@ map to exit code 2 with one line on stderr; anything else is a bug.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from difflib import get_close_matches
 
@@ -30,8 +31,12 @@ def printable(text: object) -> str:
     out = []
     for ch in str(text):
         code = ord(ch)
-        if code < 32 or 127 <= code < 160 or ch in "\u2028\u2029":
-            out.append(repr(ch)[1:-1] if ch not in "\u2028\u2029" else f"\\u{code:04x}")
+        if code < 32 or 127 <= code < 160:
+            out.append(repr(ch)[1:-1])
+        elif unicodedata.category(ch) in ("Cf", "Cs", "Zl", "Zp"):
+            # format characters (U+202E reverses the text after it), undecodable bytes of
+            # a file name (surrogates), line and paragraph separators
+            out.append(f"\\u{code:04x}")
         else:
             out.append(ch)
     return "".join(out)

@@ -121,6 +121,7 @@ def parse_tolerances(text: str | None) -> tuple[float, dict[str, float]]:
             raise UsageError(f"tolerance '{part}' is not a number (e.g. 0.1 or aurc=0.1)") from None
         if not math.isfinite(tol) or tol < 0:
             raise UsageError(f"tolerance '{part}' must be a finite number >= 0")
+        tol += 0.0  # -0 is 0
         if eq:
             if name.strip() in per:
                 raise UsageError(f"--tolerance gives {name.strip()} twice")
@@ -326,11 +327,11 @@ def _apart(amount: float, tolerance: float, digits: int) -> tuple[str, str]:
     """The regression and the tolerance with the Δ column's decimals, or more when that
     would print them equal though they differ ("worse by 0.02 > tolerance 0.02"); a
     non-zero regression never prints as 0."""
-    for d in range(digits, 10):
+    for d in range(digits, 17):
         a, t = f"{amount:.{d}f}", f"{tolerance:.{d}f}"
         if (a != t or amount == tolerance) and (float(a) != 0 or amount == 0):
             return a, t
-    return f"{amount:.3g}", f"{tolerance:.3g}"
+    return repr(amount), repr(tolerance)
 
 
 @dataclass(frozen=True)
@@ -611,7 +612,11 @@ def run_gate(
     )
     rule_scores = [r.score for r in rules if r.score]
     if isinstance(baseline, dict):
-        extra = [s for s in baseline.get("scores", {}) if s in SCORES]
+        extra = [  # the baseline's other scores, those the candidate's input can give
+            s
+            for s in baseline.get("scores", {})
+            if s in SCORES and (cand.has_logits or not SCORES[s].needs_logits)
+        ]
         names = tuple(dict.fromkeys([*rule_scores, *extra] or ["msp"]))
         ev, verdicts, notes = _against_result(cand, baseline, rules, opts, names, base_name)
         kind = "JSON result"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from sc_eval.curves import RiskCoverage, sort_scores
-from sc_eval.errors import UsageError
+from sc_eval.errors import UsageError, printable
 from sc_eval.metrics import OracleCurves
 from sc_eval.ood import plot_series
 from sc_eval.pipeline import ScoredSamples
@@ -262,7 +262,8 @@ def _figure(curves: Sequence[Curve], title: str | None) -> Any:
         else:
             curve = RiskCoverage(sort_scores(c.keys, c.errors).blocks())
             look = {"lw": 4.5, "alpha": 0.3, "zorder": 1} if c.faint else {"lw": 1.4}
-        _draw(ax_risk, ax_gen, curve, color=c.colour, ls=c.style, label=c.label, **look)
+        label = printable(c.label)  # a file name's control characters, shown escaped
+        _draw(ax_risk, ax_gen, curve, color=c.colour, ls=c.style, label=label, **look)
     ax_risk.set(xlabel="coverage", ylabel="selective risk (%)", title="risk–coverage", xlim=(0, 1))
     ax_gen.set(
         xlabel="coverage",
@@ -275,7 +276,7 @@ def _figure(curves: Sequence[Curve], title: str | None) -> Any:
         ax.grid(alpha=0.3)
     ax_gen.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(printable(title))
     return fig
 
 

@@ -53,7 +53,7 @@ import numpy as np
 
 from sc_eval import progress
 from sc_eval.curves import sort_scores
-from sc_eval.errors import InputError, ScEvalWarning, UsageError
+from sc_eval.errors import InputError, NonFiniteInput, ScEvalWarning, UsageError
 from sc_eval.metrics import Curves, get_convention
 from sc_eval.scores import (
     MSP_FALLBACK,
@@ -417,6 +417,10 @@ def _check_val(preds: Predictions, val: Predictions, names: Sequence[str]) -> No
         )
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
     """Choose the parameters of the tunable scores in ``opts.scores`` on held-out data.
 
@@ -479,11 +483,16 @@ def tune(preds: Predictions, opts: EvalOptions) -> TuningResult:
         bad = ~np.isfinite(rows).all(axis=1)
         if bad.any():
             if opts.nan_policy == "refuse":
-                raise InputError(
-                    f"expected finite values, found NaN or Inf in {int(bad.sum())} tuning rows "
-                    "(or pass --nan-policy drop|rank-last)",
+                at = np.flatnonzero(bad)
+                first = int(at[0] if tune_index is None else tune_index[at[0]])
+                raise NonFiniteInput(
+                    f"expected finite values, found NaN or Inf in {_rows(at.size)} of the "
+                    f"tuning split (first at row {first}); --nan-policy drop or rank-last "
+                    "tunes on the finite rows",
                     path=source.name,
                     field=source.kind,
+                    rows=int(at.size),
+                    first=first,
                 )
             # parameters are chosen on the finite rows only, whatever the evaluation does
             rows, labels = rows[~bad], labels[~bad]

@@ -415,3 +415,28 @@ def test_infinite_nll_against_itself_is_unchanged(tmp_path):
         assert rule["baseline"] == "inf" and rule["delta"] == 0.0 and rule["passed"]
     assert Verdict(Rule("nll", None, 0.0), 1.0, math.inf).passed is False
     assert Verdict(Rule("nll", None, 0.0), math.inf, 1.0).passed is True
+
+
+def test_a_probabilities_candidate_against_a_full_json_baseline(files, tmp_path):
+    """The baseline's logit-only scores are not asked of a candidate without logits."""
+    baseline = tmp_path / "all.json"
+    r = runner.invoke(app, ["score", str(files["base"]), "-f", "json", "-o", str(baseline)])
+    assert r.exit_code == 0, r.output
+    z, y = _logits(0)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    probs = tmp_path / "probs.safetensors"
+    write_predictions(probs, probs=(p / p.sum(axis=1, keepdims=True)).astype(np.float32), labels=y)
+    args = ["gate", str(probs), "--baseline", str(baseline), "--metric", "aurc", "-f", "json"]
+    r = runner.invoke(app, [*args, "--score", "msp", "--tolerance", "0.01"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*args, "--score", "maxlogit"])
+    assert r.exit_code == 2 and "probs.safetensors: score(s) maxlogit need logits" in r.stderr
+
+
+def test_a_reason_tells_apart_a_regression_just_past_its_tolerance():
+    v = Verdict(Rule("aurc", "msp", 0.02), 0.2, 0.2 + 0.0002 + 1e-13)
+    assert not v.passed
+    amount, tol = v.reason.removeprefix("worse by ").split(" > tolerance ")
+    assert amount != tol
+    assert parse_tolerances("aurc=-0") == (0.0, {"aurc": 0.0})
+    assert str(parse_tolerances("aurc=-0")[1]["aurc"]) == "0.0"

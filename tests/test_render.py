@@ -257,3 +257,24 @@ def test_markdown_shows_html_and_markdown_in_names_literally(tmp_path):
     text = render([ev], "markdown")
     assert "<script>" not in text and "<!--" not in text and "**b**" not in text
     assert "&lt;script&gt;alert(1)&lt;!-- \\*\\*b\\*\\* [x]\\(y) \\_i\\_" in text
+
+
+def test_names_with_format_characters_and_undecodable_bytes_are_escaped(tmp_path):
+    from sc_eval.errors import printable
+
+    assert printable("a\u202eb\udc9bc\u2028d") == "a\\u202eb\\udc9bc\\u2028d"
+    name = tmp_path / "ctl\x1b]0;t\x07\u202e.safetensors"
+    predictions_file(name, 60, 3)
+    ev, scored = evaluate_source(load_predictions(name), EvalOptions(scores=("msp",)))
+    text = render([ev], "html", samples=[(ev.source, scored, None, ev)])
+    _strict(text)  # no raw control character, in the tables or in the plot's SVG
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+
+
+def test_a_group_id_with_a_newline_stays_on_its_row(tmp_path):
+    z, y = make_logits(90, 3, seed=2)
+    f = tmp_path / "g.npz"
+    np.savez(f, logits=z, labels=y, domain=np.array(["a\nb", "c"] * 45))
+    r = runner.invoke(app, ["score", str(f), "--by", "group", "--groups-key", "domain"])
+    assert r.exit_code == 0, r.output
+    assert "a\\nb" in r.stdout

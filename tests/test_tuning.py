@@ -493,7 +493,7 @@ def test_nonfinite_tuning_rows_follow_the_nan_policy():
     z[::7] = np.nan  # some of these land in the tuning split
     preds = predictions_from_arrays(z, y)
     base = {"scores": ("maxlogit-pnorm",), "tune_split": 0.5, "seed": 0}
-    with pytest.raises(InputError, match="tuning rows"):
+    with pytest.raises(InputError, match="of the tuning split"):
         tune(preds, EvalOptions(**base))
     result = tune(preds, EvalOptions(**base, nan_policy="drop"))
     assert result.info["tune_nonfinite_dropped"] > 0

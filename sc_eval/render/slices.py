@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sc_eval import numbers as num
+from sc_eval.errors import printable
 from sc_eval.render.registry import register_view
 from sc_eval.render.view import Grid, Page, Records, Section, View
 from sc_eval.slices import MIN_ACCEPTED, OOD_SLICE, SliceRow, SliceTable, slices_document
@@ -20,7 +21,7 @@ def _ci(ci: tuple[float, float]) -> str:
 
 def _cells(r: SliceRow, total_n: int) -> list[str]:
     return [
-        r.name,
+        printable(r.name),  # a group id's newline must not split the row
         str(r.n),
         num.pct(r.n / total_n),
         num.pct(r.acc),
