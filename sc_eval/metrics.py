@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -50,6 +50,7 @@ __all__ = [
     "aurc_star",
     "get_metric",
     "metric_info",
+    "resolve_metrics",
     "selective_metrics",
 ]
 
@@ -551,6 +552,50 @@ def get_metric(name: str) -> Metric:
     )
 
 
+def resolve_metrics(
+    metrics: Sequence[str], coverages: Sequence[float], risks: Sequence[float]
+) -> tuple[Metric, ...]:
+    """The selective metrics of an evaluation, resolved once: ``metrics`` (model metrics
+    skipped), then ``risk@cov=c`` for each coverage and ``cov@risk=r`` for each risk.
+
+    A metric's name is its canonical form (coverages and risks to 6 significant
+    digits, e.g. ``risk@cov=0.9``), and its value is computed at that canonical
+    coverage or risk; a name given twice is kept once.
+
+    Raises
+    ------
+    UsageError
+        An unknown metric, a coverage outside (0, 1] or a risk outside [0, 1], or two
+        different values with the same canonical name (``0.9000001`` and ``0.9000002``).
+    """
+    out: dict[str, Metric] = {}
+    given: dict[str, float] = {}  # canonical name → the value asked for
+
+    def add_parameterised(family: str, value: float) -> None:
+        name = get_metric(f"{family}={value!r}").name  # range-checked; canonical name
+        if given.setdefault(name, value) != value:
+            what = "coverages" if family == "risk@cov" else "risks"
+            raise UsageError(
+                f"{what} {given[name]!r} and {value!r} are the same metric {name} "
+                f"({what} are named to 6 significant digits); give distinct values (the "
+                f"command's default --{what} apply unless you name yours)"
+            )
+        out.setdefault(name, get_metric(name))  # computed at the value its name says
+
+    for name in metrics:
+        family, _, text = name.partition("=")
+        if family in ("risk@cov", "cov@risk") and text:
+            get_metric(name)  # the user's spelling checked (range, number)
+            add_parameterised(family, float(text))
+        elif name not in MODEL_METRICS:
+            m = get_metric(name)
+            out.setdefault(m.name, m)
+    for family, values in (("risk@cov", coverages), ("cov@risk", risks)):
+        for v in values:
+            add_parameterised(family, float(v))
+    return tuple(out.values())
+
+
 def selective_metrics(
     confidence: np.ndarray,
     errors: np.ndarray,
@@ -584,7 +629,11 @@ def selective_metrics(
     """
     conv = get_convention(convention)
     curves = Curves(sort_scores_checked(confidence, errors))
-    return {name: get_metric(name)(curves, conv) for name in metrics}
+    for name in metrics:
+        if name in MODEL_METRICS:
+            get_metric(name)  # not a metric of a score: UsageError with the choices
+    resolved = {m.name: m for m in resolve_metrics(metrics, (), ())}  # collisions refused
+    return {name: resolved[get_metric(name).name](curves, conv) for name in metrics}
 
 
 def sort_scores_checked(confidence: np.ndarray, errors: np.ndarray) -> SortedScores:

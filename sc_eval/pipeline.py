@@ -29,10 +29,10 @@ from sc_eval.metrics import (
     DEFAULT_SELECTIVE,
     MODEL_METRICS,
     Curves,
-    Metric,
     SampleStats,
     get_convention,
     get_metric,
+    resolve_metrics,
 )
 from sc_eval.ood import add_views, check_cost, check_ood_tuning, view_intervals
 from sc_eval.scores import (
@@ -428,49 +428,6 @@ class Evaluation:
         if metric in self.model_metrics:
             return self.model_metrics[metric]
         return self.scores[score].metrics[metric]
-
-
-def resolve_metrics(
-    metrics: Sequence[str], coverages: Sequence[float], risks: Sequence[float]
-) -> tuple[Metric, ...]:
-    """The selective metrics of an evaluation, resolved once: ``metrics`` (model metrics
-    skipped), then ``risk@cov=c`` for each coverage and ``cov@risk=r`` for each risk.
-
-    A metric's name is its canonical form (coverages and risks to 6 significant
-    digits, e.g. ``risk@cov=0.9``), and its value is computed at that canonical
-    coverage or risk; a name given twice is kept once.
-
-    Raises
-    ------
-    UsageError
-        An unknown metric, a coverage outside (0, 1] or a risk outside [0, 1], or two
-        different values with the same canonical name (``0.9000001`` and ``0.9000002``).
-    """
-    out: dict[str, Metric] = {}
-    given: dict[str, float] = {}  # canonical name → the value asked for
-
-    def add_parameterised(family: str, value: float) -> None:
-        name = get_metric(f"{family}={value!r}").name  # range-checked; canonical name
-        if given.setdefault(name, value) != value:
-            what = "coverages" if family == "risk@cov" else "risks"
-            raise UsageError(
-                f"{what} {given[name]!r} and {value!r} are the same metric {name} "
-                f"({what} are named to 6 significant digits); give distinct values"
-            )
-        out.setdefault(name, get_metric(name))  # computed at the value its name says
-
-    for name in metrics:
-        family, _, text = name.partition("=")
-        if family in ("risk@cov", "cov@risk") and text:
-            get_metric(name)  # the user's spelling checked (range, number)
-            add_parameterised(family, float(text))
-        elif name not in MODEL_METRICS:
-            m = get_metric(name)
-            out.setdefault(m.name, m)
-    for family, values in (("risk@cov", coverages), ("cov@risk", risks)):
-        for v in values:
-            add_parameterised(family, float(v))
-    return tuple(out.values())
 
 
 def selective_metric_names(

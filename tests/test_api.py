@@ -228,3 +228,12 @@ def test_diagnose_parity(files):
     preds = [sc_eval.load_predictions(files[k]) for k in ("a", "b")]
     assert callable(sc_eval.diagnose) and sc_eval.diagnose is sc_eval.diagnosis.diagnose
     assert sc_eval.diagnose(preds, n_boot=20).to_dict() == doc
+
+
+def test_selective_metrics_resolves_names_like_evaluate():
+    conf, err = np.array([0.9, 0.8, 0.7, 0.6, 0.5]), np.array([0, 0, 1, 0, 1], bool)
+    odd = sc_eval.selective_metrics(conf, err, metrics=["risk@cov=0.95000001"])
+    named = sc_eval.selective_metrics(conf, err, metrics=["risk@cov=0.95"])
+    assert odd["risk@cov=0.95000001"] == named["risk@cov=0.95"]
+    with pytest.raises(UsageError, match="are the same metric"):
+        sc_eval.selective_metrics(conf, err, metrics=["risk@cov=0.9000001", "risk@cov=0.9000002"])
