@@ -418,11 +418,8 @@ def compare(
     if opts.scores is None:  # the default set every model can give
         has_logits = all(p.has_logits for p in preds)
         opts = dataclasses.replace(opts, scores=default_scores(has_logits=has_logits))
-    for p in preds:
-        try:
-            check_scores_for_input(tuple(opts.scores or ()), has_logits=p.has_logits)
-        except UsageError as e:
-            raise UsageError(f"{p.name}: {e}") from None
+    for p in preds:  # before any model is scored
+        check_scores_for_input(opts.scores or (), has_logits=p.has_logits, source=p.name)
     per_model = (
         [opts] * len(preds)
         if vals is None

@@ -285,10 +285,7 @@ def score_samples(
     names = list(dict.fromkeys(scores))
     for name in names:
         get_score(name)
-    try:
-        check_scores_for_input(names, has_logits=preds.has_logits)
-    except UsageError as e:
-        raise UsageError(f"{preds.name}: {e}") from None
+    check_scores_for_input(names, has_logits=preds.has_logits, source=preds.name)
     resolved = {n: get_score(n).resolve((params or {}).get(n)) for n in names}
     size = chunk_size or default_chunk_size(preds.num_classes, workers=min(os.cpu_count() or 1, 8))
     bounds = [(s, min(s + size, preds.n)) for s in range(0, preds.n, size)]

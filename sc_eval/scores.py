@@ -29,7 +29,7 @@ Xia et al. (2024), arXiv 2403.14715 — logit normalisation repairs label smooth
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -594,14 +594,17 @@ def get_score(name: str) -> Score:
         raise unknown_name("score", name, SCORES) from None
 
 
-def check_scores_for_input(names: list[str] | tuple[str, ...], *, has_logits: bool) -> None:
-    """Refuse logit-only scores on a probabilities input."""
+def check_scores_for_input(
+    names: Sequence[str], *, has_logits: bool, source: str | None = None
+) -> None:
+    """Refuse logit-only scores on a probabilities input (the message names ``source``)."""
     if has_logits:
         return
     bad = [n for n in names if get_score(n).needs_logits]
     if bad:
         ok = [s.name for s in SCORES.values() if not s.needs_logits]
+        where = f"{source}: " if source is not None else ""
         raise UsageError(
-            f"score(s) {', '.join(bad)} need logits but the input holds probabilities; "
+            f"{where}score(s) {', '.join(bad)} need logits but the input holds probabilities; "
             f"on probabilities use: {', '.join(ok)}"
         )

@@ -773,7 +773,7 @@ def select_threshold(
     get_score(score)
     keys = keys or KeyOptions()
     cal = _load(source, keys)
-    check_scores_for_input([score], has_logits=cal.has_logits)
+    check_scores_for_input([score], has_logits=cal.has_logits, source=cal.name)
     test_preds = None if test is None else _load(test, keys)
     if test_preds is not None and test_preds.num_classes != cal.num_classes:
         raise UsageError(
