@@ -355,10 +355,14 @@ class PairedBootstrap:
         self._selective = [
             (k, get_metric(m)) for k, m in enumerate(self.metrics) if m not in MODEL_METRICS
         ]
-        self._points: dict[str, list[tuple[int, float]]] = {}  # method → (column, value)
+        # risk@cov, cov@risk: read off together, one call per family (method → columns)
+        self._points: dict[str, tuple[list[int], list[float]]] = {}
         for k, metric in self._selective:
             if metric.point is not None and metric.batch is not None:
-                self._points.setdefault(metric.point[0], []).append((k, metric.point[1]))
+                columns, values = self._points.setdefault(metric.point[0], ([], []))
+                columns.append(k)
+                values.append(metric.point[1])
+        self._read_off = {k for columns, _ in self._points.values() for k in columns}
         # the closed forms count 0/1 errors; fractional residuals (an OOD cost β ≠ 1)
         # take the general curves of every resample
         self._binary = [
@@ -380,15 +384,11 @@ class PairedBootstrap:
         sorted_scores = self._sorted[i][j]
         conv = self.convention
         blocks = sorted_scores.resample(counts) if self._selective and self._binary[i] else None
-        read_off: set[int] = set()
-        if blocks is not None:  # every risk@cov (cov@risk) of the batch in one call
-            for method, columns in self._points.items():
-                values = getattr(blocks, f"{method}s")([v for _, v in columns])
-                for c, (k, _) in enumerate(columns):
-                    out[:, i, j, k] = values[:, c]
-                    read_off.add(k)
+        if blocks is not None:
+            for method, (columns, values) in self._points.items():
+                out[:, i, j, columns] = getattr(blocks, f"{method}s")(values)
         for k, metric in self._selective:
-            if k in read_off:
+            if blocks is not None and k in self._read_off:
                 continue
             if metric.batch is not None and blocks is not None:
                 out[:, i, j, k] = metric.batch(blocks, conv)
