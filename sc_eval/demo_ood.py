@@ -273,15 +273,19 @@ def ood_conclusions(demo: OodDemo) -> list[str]:
 
 def print_ood_demo(demo: OodDemo, console: Console) -> None:
     """The OOD part of the demo's output: the comparison tables, then the closing lines."""
-
     console.print(
         f"[bold]With OOD samples[/bold]: {demo.n_ood} inputs from {demo.components} held-out "
         f"mixture components added to the {demo.n_id} ID evaluation samples; max-logit p-norm "
         "keeps the parameters tuned on ID data."
     )
     console.print()
-    render(demo.comparison, "table", console=console)
+    print_comparison(console, demo.comparison, demo.lines)
+
+
+def print_comparison(console: Console, comparison: Comparison, lines: Sequence[str]) -> None:
+    """A demo comparison's tables, then its conclusions, each followed by a blank line."""
+    render(comparison, "table", console=console)
     console.print()
-    for line in demo.lines:
+    for line in lines:
         console.print(escape(line))
     console.print()

@@ -73,7 +73,7 @@ def demo(
     reproduced with `sc-eval compare`.
     """
     from sc_eval.demo import DemoConfig, run_demo
-    from sc_eval.render import render
+    from sc_eval.demo_ood import print_comparison
 
     cfg = DemoConfig(
         classes=classes,
@@ -108,11 +108,7 @@ def demo(
             f"{result.summary.n_eval}."
         )
         console.print()
-        render(result.comparison, "table", console=console)
-        console.print()
-        for line in result.lines:
-            console.print(escape(line))
-        console.print()
+        print_comparison(console, result.comparison, result.lines)
         if result.diagnosis is not None:
             console.print("[bold]Why (sc-eval diagnose)[/bold]")
             for line in result.diagnosis.lines:
