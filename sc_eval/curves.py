@@ -337,7 +337,7 @@ class ResampledBlocks:
     ----------
     N, E : ndarray of int64, shape (B,)
         Total weight and weighted number of errors of each resample.
-    a, m, t, e0 : ndarray of int64, shape (B, blocks)
+    a, m, t, e0 : ndarray of int, shape (B, blocks)
         For each block holding an error: weight ranked above it, its weight,
         its weighted errors, weighted errors ranked above it.
     pure : bool
@@ -351,14 +351,18 @@ class ResampledBlocks:
         a: np.ndarray,
         m: np.ndarray,
         t: np.ndarray,
-        e0: np.ndarray,
+        e0: np.ndarray | None,
         *,
         pure: bool,
     ):
-        self.N, self.E, self.a, self.m, self.t, self.e0 = N, E, a, m, t, e0
+        self.N, self.E, self.a, self.m, self.t = N, E, a, m, t
+        if e0 is not None:
+            self.e0 = e0
         self.pure = pure
         self._layout: _Layout | None = None
-        self._prefix_correct = self._prefix_wrong = self._wrong_weights = a
+        # the prefix sums (packed when the counts were), for the tie-breaking metrics
+        self._prefixes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._wrong_starts: np.ndarray | None = None
 
     @classmethod
     def from_counts(cls, layout: _Layout, counts: np.ndarray) -> ResampledBlocks:
@@ -377,24 +381,28 @@ class ResampledBlocks:
         E = (pw[:, -1] - ow[:, 0]).astype(np.int64)
         N = (pc[:, -1] - oc[:, 0]).astype(np.int64) + E
         if layout.single:  # error block b is the b-th error alone
-            e0 = pw[:, :-1] - ow
-            t = ww
+            start_wrong, t = pw[:, :-1], ww
         else:
             start_wrong = np.take(pw, layout.start_wrong, axis=1)
-            e0 = start_wrong - ow
             t = np.take(pw, layout.end_wrong, axis=1) - start_wrong
         start_correct = np.take(pc, layout.start_correct, axis=1)
-        a = np.subtract(start_correct, oc, dtype=np.intp)  # intp: it indexes tables
-        a += e0
+        a = np.add(start_correct, start_wrong, dtype=np.intp)  # intp: it indexes tables
+        a -= oc + ow
         if layout.pure:
             m = t
         else:
             m = np.take(pc, layout.end_correct, axis=1) - start_correct
             m += t
-        out = cls(N, E, a, m, t, e0, pure=layout.pure)
+        out = cls(N, E, a, m, t, None, pure=layout.pure)  # e0: when a metric needs it
         out._layout = layout
-        out._prefix_correct, out._prefix_wrong, out._wrong_weights = pc, pw, ww
+        out._prefixes, out._wrong_starts = (pc, pw, ww), start_wrong
         return out
+
+    @cached_property
+    def e0(self) -> np.ndarray:
+        """Weighted errors ranked above each error block, (B, blocks)."""
+        assert self._prefixes is not None and self._wrong_starts is not None
+        return self._wrong_starts - self._prefixes[1][:, :1]
 
     def oracle(self) -> ResampledBlocks:
         """The same resamples ranked by the oracle (every correct sample before any error)."""
@@ -422,8 +430,10 @@ class ResampledBlocks:
         lay = self._layout
         if lay is None or lay.single:  # every error alone in its block: nothing to break
             return self.risk_sum
-        pc, pw, ww = self._prefix_correct, self._prefix_wrong, self._wrong_weights
-        a = (pc[:, lay.correct_above_wrong] - pc[:, :1]) + (pw[:, :-1] - pw[:, :1])
+        assert self._prefixes is not None
+        pc, pw, ww = self._prefixes
+        a = np.add(np.take(pc, lay.correct_above_wrong, axis=1), pw[:, :-1], dtype=np.intp)
+        a -= pc[:, :1] + pw[:, :1]
         return self._area(a, ww, ww, True)
 
     @cached_property
@@ -435,9 +445,10 @@ class ResampledBlocks:
         one = np.ones_like(self.N)
         n = lay.n
         pos = np.r_[lay.correct_pos, n]
-        first_c = pos[_reach(self._prefix_correct, one) - 1]
+        assert self._prefixes is not None
+        first_c = pos[_reach(self._prefixes[0], one) - 1]
         pos = np.r_[lay.wrong_pos, n]
-        first_w = pos[_reach(self._prefix_wrong, one) - 1]
+        first_w = pos[_reach(self._prefixes[1], one) - 1]
         return (first_w < first_c).astype(np.float64)
 
     @cached_property
@@ -466,24 +477,20 @@ class ResampledBlocks:
         return ta + (tm - self.E * self.E) / 2
 
     # ------------------------------------------------------------------ points
-    @cached_property
-    def _starts_flat(self) -> tuple[np.ndarray, np.ndarray]:
-        """The block starts of all rows in one non-decreasing array (row ``r`` offset
-        by ``r (max N + 1)``), for one binary search per row at once."""
-        rows = np.arange(self.a.shape[0], dtype=np.int64)[:, None]
-        offset = rows * (int(self.N.max()) + 1)
-        return np.add(self.a, offset, dtype=np.int64).reshape(-1), offset
-
     def cum_errors_at(self, k: np.ndarray) -> np.ndarray:
         """``E[E_k]`` for integers ``1 <= k <= N``; ``k`` of shape (B, K)."""
         blocks = self.a.shape[1]
         if blocks == 0:
             return np.zeros(k.shape)
-        flat, offset = self._starts_flat
-        rows = np.arange(k.shape[0], dtype=np.int64)[:, None] * blocks
-        j = np.searchsorted(flat, k + offset, side="left") - rows  # blocks starting above k
-        b = rows + np.maximum(j - 1, 0)
-        a, m, t, e0 = (x.reshape(-1)[b] for x in (self.a, self.m, self.t, self.e0))
+        # the block starts of all rows in one non-decreasing array (row r offset by
+        # r (max N + 1)): one binary search for every row (numpy calls, not a loop,
+        # keep the GIL free for the other workers)
+        rows = np.arange(k.shape[0], dtype=np.int64)[:, None]
+        offset = rows * (int(self.N.max()) + 1)
+        flat = np.add(self.a, offset, dtype=np.int64).reshape(-1)
+        j = np.searchsorted(flat, k + offset, side="left") - rows * blocks  # starting above k
+        b = np.maximum(j - 1, 0)
+        a, m, t, e0 = (x[rows, b] for x in (self.a, self.m, self.t, self.e0))
         ramp = e0 + ((k - a) * t) / np.maximum(m, 1)
         return np.where(j == 0, 0.0, np.where(k <= a + m, ramp, (e0 + t).astype(np.float64)))
 
@@ -509,31 +516,32 @@ class ResampledBlocks:
         :meth:`RiskCoverage.coverage_at_risk`), shape (B,)."""
         return self.coverage_at_risks([risk])[:, 0]
 
-    @cached_property
-    def _start_risk(self) -> np.ndarray:
-        """``e0 / a``: the selective risk at the start of each error block, (B, blocks);
-        NaN where nothing is ranked above the block (``a = e0 = 0``, risk 0 by convention:
-        the first block always qualifies)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return self.e0 / self.a
-
     def coverage_at_risks(self, risks: Sequence[float]) -> np.ndarray:
         """:meth:`coverage_at_risk` of each risk, (B, K).
 
         Between error blocks the risk falls, so the answer is ``N`` or lies at
         or after the start of the last error block whose start satisfies it,
-        inside that block (where ``E[E_k] - r k`` is linear in ``k``).
+        inside that block (where ``E[E_k] - r k`` is linear in ``k``). A block
+        whose start satisfies ``r`` has ``e0 <= r a <= r N``, and ``e0`` grows
+        along a row: only the blocks up to the last with ``e0 <= r N`` are
+        searched.
         """
         thr = np.asarray(risks, dtype=np.float64) * (1 + 1e-12) + 1e-15
         N = self.N[:, None]
+        everything = thr >= self.E[:, None] / N
         k = np.zeros((N.shape[0], thr.size), dtype=np.int64)
-        width = self.a.shape[1]
-        if width:
+        if self.a.shape[1]:
+            # blocks that may satisfy r in some row still searched (with room for rounding)
+            reach = self._errors_within(np.floor(thr * N * (1 + 1e-9)))
+            width = np.maximum(np.where(everything, 0, reach).max(axis=0), 1)
+            searched = int(width.max())
+            with np.errstate(divide="ignore", invalid="ignore"):
+                risk = self.e0[:, :searched] / self.a[:, :searched]
             last = np.empty(k.shape, dtype=np.intp)
-            risk = self._start_risk
             for col, r in enumerate(thr):  # the last block whose start has risk <= r
-                above = risk[:, ::-1] > r  # NaN (0/0: nothing ranked above) is never above
-                last[:, col] = width - 1 - np.argmin(above, axis=1)
+                w = int(width[col])  # block 0 always satisfies r (risk 0, or 0/0)
+                above = risk[:, w - 1 :: -1] > r  # NaN (0/0: nothing ranked above) is never above
+                last[:, col] = w - 1 - np.argmin(above, axis=1)
             rows = np.arange(N.shape[0])[:, None]
             a, m, t, e0 = (x[rows, last] for x in (self.a, self.m, self.t, self.e0))
 
@@ -547,15 +555,30 @@ class ResampledBlocks:
             j = np.where((j < m) & fits(j + 1), j + 1, j)  # rounding, either way
             j = np.where((j > 0) & ~fits(j), j - 1, j)
             k = a + j
-        return np.where(thr >= self.E[:, None] / N, N, k) / N
+        return np.where(everything, N, k) / N
+
+    def _errors_within(self, bound: np.ndarray) -> np.ndarray:
+        """Per row, the number of error blocks with ``e0 <= bound`` (B, K)."""
+        lay = self._layout
+        if lay is None or self._prefixes is None:  # the oracle: one block, e0 = 0
+            return np.ones(bound.shape, dtype=np.int64)
+        pw = self._prefixes[1]
+        stride = pw.shape[1]
+        rows = np.arange(pw.shape[0], dtype=np.int64)[:, None] * stride
+        # errors (in sorted order) ranked above a block with e0 <= bound: P - P0 <= bound
+        within = np.searchsorted(pw.reshape(-1), pw[:, :1] + bound, side="right") - rows
+        if lay.single:  # block b starts after b errors
+            return np.minimum(within, lay.start_wrong.size)
+        return np.searchsorted(lay.start_wrong, within, side="left")
 
     def errors_at_correct(self, count: np.ndarray) -> np.ndarray:
         """Weighted errors ranked at or above the tie block in which the cumulative
         correct weight first reaches ``count`` (>= 1, at most the correct weight), (B,)."""
         lay = self._layout
         assert lay is not None, "the oracle has no correct-sample layout"
-        i = _reach(self._prefix_correct, count)  # 1..k
-        pw = self._prefix_wrong
+        assert self._prefixes is not None
+        pc, pw, _ = self._prefixes
+        i = _reach(pc, count)  # 1..k
         idx = lay.correct_block_end_wrong[np.clip(i - 1, 0, max(lay.correct_pos.size - 1, 0))]
         rows = np.arange(count.shape[0])
-        return pw[rows, idx] - pw[:, 0]
+        return (pw[rows, idx] - pw[:, 0]).astype(np.int64)

@@ -255,6 +255,11 @@ def _keep_freed_memory() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-2, 64 << 20)  # M_TOP_PAD
+        # setting M_TOP_PAD fixes the mmap threshold at 128 KiB: chunk arrays would each
+        # be a fresh mapping, faulted in page by page; 32 MiB (the most glibc allows)
+        # keeps them on the heap, and M_TRIM_THRESHOLD keeps the heap from shrinking
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # pragma: no cover - not glibc
         pass
 

@@ -116,17 +116,27 @@ def test_fast_path_equals_resorting_real_scores():
         _assert_fast_equals_resorted(scored.keys[name], scored.errors, seed=11)
 
 
-def test_resampled_blocks_do_not_depend_on_the_count_dtype():
-    """int32 counts are summed in int32, others in int64: same blocks either way."""
+@pytest.mark.parametrize("n_boot", [1, 5, 6])
+def test_resampled_blocks_do_not_depend_on_the_count_dtype(n_boot):
+    """int32 counts are summed in int32, others in int64: same blocks and metrics
+    either way, for a batch of one resample and of several."""
     rng = np.random.default_rng(3)
     err = rng.random(500) < 0.3
     sorted_scores = sort_scores(np.round(rng.normal(size=500), 1), err)
-    counts = np.stack(list(bootstrap_counts(500, 6, seed=1)))
+    counts = np.stack(list(bootstrap_counts(500, n_boot, seed=1)))
     narrow, wide = (sorted_scores.resample(counts.astype(t)) for t in (np.int32, np.int64))
     assert narrow.e0.dtype == np.int32 and wide.e0.dtype == np.int64
     for name in ("N", "E", "a", "m", "t", "e0"):
         np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name))
-    np.testing.assert_array_equal(narrow.risk_sum, wide.risk_sum)
+    for name in ("risk_sum", "sequential_risk_sum", "first_is_error", "cum_errors_sum"):
+        np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name))
+    coverages, risks = [0.3, 0.9, 1.0], [0.05, 0.2]
+    np.testing.assert_array_equal(
+        narrow.risk_at_coverages(coverages), wide.risk_at_coverages(coverages)
+    )
+    np.testing.assert_array_equal(narrow.coverage_at_risks(risks), wide.coverage_at_risks(risks))
+    goal = np.maximum((wide.N - wide.E) // 2, 1)
+    np.testing.assert_array_equal(narrow.errors_at_correct(goal), wide.errors_at_correct(goal))
 
 
 def test_every_metric_has_a_fast_path():
