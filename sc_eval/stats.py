@@ -44,15 +44,21 @@ Geifman, Uziel & El-Yaniv (2019), ICLR â€” AURC. Traub et al. (2024), NeurIPS â€
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import math
 import os
+import signal
+import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache, partial
-from typing import TYPE_CHECKING, Any, Protocol
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import numpy as np
 
@@ -402,21 +408,40 @@ class PairedBootstrap:
                 for b in range(counts.shape[0]):
                     out[b, i, j, k] = metric(Curves(sorted_scores, counts[b, : self.n]), conv)
 
-    def _tasks(self, counts: np.ndarray, out: np.ndarray) -> list[Callable[[], object]]:
-        """One task per model (model metrics) and per (model, score), writing into ``out``."""
-        tasks: list[Callable[[], object]] = []
+    def _task_keys(self) -> list[tuple[int, int | None]]:
+        """What each task of a chunk computes: ``(model, None)`` for the model metrics
+        of a model, ``(model, score index)`` for the selective metrics of a pair."""
+        keys: list[tuple[int, int | None]] = []
         if self._model:
-            weights = counts[:, : self.n].astype(np.float64)  # shared by every model
-            tasks += [
-                partial(self._model_metrics, i, weights, out) for i in range(len(self.samples))
-            ]
+            keys += [(i, None) for i in range(len(self.samples))]
         if self._selective:
-            tasks += [
-                partial(self._score_metrics, i, j, counts, out)
-                for i in range(len(self.samples))
-                for j in range(len(self.scores))
-            ]
-        return tasks
+            keys += [(i, j) for i in range(len(self.samples)) for j in range(len(self.scores))]
+        return keys
+
+    def _tasks(
+        self, counts: np.ndarray, out: np.ndarray, *, part: int = 0, parts: int = 1
+    ) -> list[Callable[[], object]]:
+        """The tasks of one chunk that writes into ``out``: one per model (model
+        metrics) and per (model, score); with ``parts``, only every ``parts``-th
+        from ``part`` on (see :meth:`_task_keys`)."""
+        keys = self._task_keys()[part::parts]
+        weights = counts[:, : self.n].astype(np.float64) if self._model else counts  # shared
+        return [
+            partial(self._model_metrics, i, weights, out)
+            if j is None
+            else partial(self._score_metrics, i, j, counts, out)
+            for i, j in keys
+        ]
+
+    def _merge(self, out: np.ndarray, values: np.ndarray, part: int, parts: int) -> None:
+        """Copy into ``out`` what ``part`` of ``parts`` computed into ``values``."""
+        model = [k for k, _ in self._model]
+        selective = [k for k, _ in self._selective]
+        for i, j in self._task_keys()[part::parts]:
+            if j is None:
+                out[:, i, :, model] = values[:, i, :, model]
+            else:
+                out[:, i, j, selective] = values[:, i, j, selective]
 
     def replicates(self, counts: np.ndarray, *, pool: Executor | None = None) -> np.ndarray:
         """Every metric on a batch of resamples.
@@ -471,6 +496,111 @@ class PairedBootstrap:
             f.result()
         done(chunks[-1][1] - chunks[-1][0])
 
+    def _drawer(self, n_boot: int, seed: int) -> Callable[[int], np.ndarray]:
+        """The count vectors of ``n_boot`` resamples from ``seed``, a chunk per call."""
+        draws = bootstrap_counts(self.n, n_boot, seed=seed)
+
+        def draw(size: int) -> np.ndarray:
+            # int32: half the memory traffic of the gathers; a zero last column,
+            # which the gathers put before every row (see SortedScores.resample)
+            counts = np.empty((size, self.n + 1), dtype=np.int32)
+            counts[:, -1] = 0
+            for row in counts:
+                row[:-1] = next(draws)
+            return counts
+
+        return draw
+
+    def _threads(
+        self,
+        chunks: Sequence[tuple[int, int]],
+        draw: Callable[[int], np.ndarray],
+        out: np.ndarray,
+        workers: int,
+        done: Callable[[int], None],
+    ) -> None:
+        """Evaluate every chunk in this process, on ``workers`` threads."""
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        try:
+            if pool is None:
+                for lo, hi in chunks:
+                    _run(self._tasks(draw(hi - lo), out[lo:hi]), None)
+                    done(hi - lo)
+            else:
+                self._pipeline(chunks, draw, out, pool, done)
+        except BaseException:  # Ctrl-C, SIGTERM: drop the queued work, do not wait for it
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    def _part(
+        self, n_boot: int, seed: int, chunks: Sequence[tuple[int, int]], part: int, parts: int
+    ) -> Iterator[int | np.ndarray]:
+        """One forked worker's share (:meth:`_tasks` ``part``) of every chunk: yields the
+        size of each chunk it finishes, then its replicates."""
+        values = np.zeros((n_boot, len(self.samples), len(self.scores), len(self.metrics)))
+        draw = self._drawer(n_boot, seed)  # every worker draws the same counts
+        for lo, hi in chunks:
+            _run(self._tasks(draw(hi - lo), values[lo:hi], part=part, parts=parts), None)
+            yield hi - lo
+        yield values
+
+    def _forked(
+        self,
+        n_boot: int,
+        seed: int,
+        chunks: Sequence[tuple[int, int]],
+        parts: int,
+        out: np.ndarray,
+        done: Callable[[int], None],
+    ) -> bool:
+        """Evaluate the chunks in ``parts`` forked processes (:meth:`_part`); False,
+        with nothing reported to ``done`` beyond what finished, when a worker could
+        not start or failed (the caller then evaluates everything here)."""
+        workers: list[tuple[int, Connection]] = []
+        try:
+            for part in range(parts):
+                receive, send = Pipe(duplex=False)
+                pid = _fork()
+                if pid == 0:  # the child: never returns
+                    _serve(send, self._part(n_boot, seed, chunks, part, parts))
+                send.close()
+                workers.append((pid, receive))
+                if pid < 0:
+                    return False
+            finished, reported = [0] * parts, 0
+            results: dict[int, np.ndarray] = {}
+            while len(results) < parts:
+                running = [conn for part, (_, conn) in enumerate(workers) if part not in results]
+                ready_ones = wait(running, timeout=WORKER_SILENCE)
+                if not ready_ones:  # stuck (a lock held at the fork?): do it here instead
+                    return False
+                for ready in ready_ones:
+                    part = next(p for p, (_, conn) in enumerate(workers) if conn is ready)
+                    message = workers[part][1].recv()
+                    if isinstance(message, np.ndarray):
+                        results[part] = message
+                    elif isinstance(message, int):
+                        finished[part] += message
+                        if min(finished) > reported:
+                            done(min(finished) - reported)
+                            reported = min(finished)
+                    else:  # the worker failed: redo its work here, with a real traceback
+                        return False
+            for part, values in results.items():
+                self._merge(out, values, part, parts)
+            return True
+        except (EOFError, OSError):  # a worker died (killed, out of memory)
+            return False
+        finally:
+            for pid, conn in workers:
+                conn.close()
+                _reap(pid)
+
     def run(
         self,
         n_boot: int,
@@ -482,46 +612,83 @@ class PairedBootstrap:
         if n_boot < 1:
             raise UsageError(f"the number of bootstrap resamples must be >= 1, got {n_boot}")
         out = np.empty((n_boot, len(self.samples), len(self.scores), len(self.metrics)))
-        draws = bootstrap_counts(self.n, n_boot, seed=seed)
         step = chunk_size(self.n, n_boot)
-        bounds = [*range(0, n_boot, step), n_boot]
-
-        def draw(size: int) -> np.ndarray:
-            # int32: half the memory traffic of the gathers; a zero last column,
-            # which the gathers put before every row (see SortedScores.resample)
-            counts = np.empty((size, self.n + 1), dtype=np.int32)
-            counts[:, -1] = 0
-            for row in counts:
-                row[:-1] = next(draws)
-            return counts
-
-        workers = min(_workers(), len(self.samples) * max(len(self.scores), 1) + 1)
+        chunks = list(itertools.pairwise([*range(0, n_boot, step), n_boot]))
+        workers = min(_workers(), len(self._task_keys()) + 1)
         _keep_freed_memory()
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        try:
-            with bars.task("bootstrap", n_boot, unit="resamples") as advance:
+        with bars.task("bootstrap", n_boot, unit="resamples") as advance:
+            reported = skip = 0
 
-                def done(size: int) -> None:
+            def done(size: int) -> None:
+                nonlocal reported, skip
+                size, skip = max(size - skip, 0), max(skip - size, 0)  # reported by workers
+                if size:
+                    reported += size
                     advance(size)
                     if progress is not None:
                         progress(size)
 
-                chunks = list(itertools.pairwise(bounds))
-                if pool is None:
-                    for lo, hi in chunks:
-                        _run(self._tasks(draw(hi - lo), out[lo:hi]), None)
-                        done(hi - lo)
-                else:
-                    self._pipeline(chunks, draw, out, pool, done)
-        except BaseException:  # Ctrl-C, SIGTERM: drop the queued work, do not wait for it
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = None
-            raise
-        finally:
-            if pool is not None:
-                pool.shutdown()
+            parts = min(workers, len(self._task_keys()))
+            if parts > 1 and n_boot * self.n * len(self._task_keys()) >= FORK_MIN_WORK:
+                if self._forked(n_boot, seed, chunks, parts, out, done):
+                    return BootstrapResult(out, self.scores, self.metrics, n_boot, seed)
+                skip = reported  # a worker failed: all over again here, bar included
+            self._threads(chunks, self._drawer(n_boot, seed), out, workers, done)
         return BootstrapResult(out, self.scores, self.metrics, n_boot, seed)
+
+
+FORK_MIN_WORK = 10_000_000
+"""Resamples x samples x tasks from which :meth:`PairedBootstrap.run` forks a
+process per core instead of running threads (Linux): numpy's many short calls
+per chunk pass the GIL back and forth between threads, which costs a third
+of the time on two cores; processes do not share it. Below this, forking
+costs more than it saves."""
+
+
+WORKER_SILENCE = 300.0
+"""Seconds without a word from any forked worker (each reports every chunk, a few
+milliseconds of work per (model, score)) after which they are ended and the
+bootstrap runs in this process instead."""
+
+
+def _fork() -> int:
+    """``os.fork()`` where forking is safe (Linux); -1 elsewhere or when it fails."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return -1
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        with warnings.catch_warnings():  # 3.12+: "multi-threaded, use of fork() may deadlock"
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return os.fork()
+    except OSError:
+        return -1
+
+
+def _serve(send: Connection, messages: Iterator[object]) -> NoReturn:
+    """In a forked worker: send each message, then leave at once. Nothing is written
+    to stdout or stderr and nothing of the parent runs (no atexit, no flush): a failure
+    is sent as a string, and Ctrl-C is left to the parent, which ends the workers."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for message in messages:
+            send.send(message)
+    except BaseException as exc:  # reported to the parent, which retries
+        with contextlib.suppress(BaseException):
+            send.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        os._exit(0)
+
+
+def _reap(pid: int) -> None:
+    """End a forked worker (if still running) and collect its exit status."""
+    if pid <= 0:
+        return
+    with contextlib.suppress(OSError):
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
 
 
 def _run(tasks: Sequence[Callable[[], Any]], pool: Executor | None) -> list[Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -356,3 +358,101 @@ def test_evaluation_intervals_cover_every_metric():
     assert (iv.n_boot, iv.seed, iv.confidence) == (60, 1, 0.9)
     again = evaluation_intervals(ev, scored, n_boot=60, seed=1, confidence=0.9)
     assert again == iv
+
+
+# --------------------------------------------------------------------------- forked workers
+def _models_for_workers() -> list[SimpleNamespace]:
+    """Two aligned models, ties in the scores, two scores each."""
+    rng = np.random.default_rng(5)
+    err_a, err_b = rng.random(300) < 0.3, rng.random(300) < 0.4
+    models = [
+        _model(np.round(rng.normal(size=300), 1), err, seed)
+        for seed, err in ((1, err_a), (2, err_b))
+    ]
+    for m in models:
+        m.keys["t"] = -m.keys["s"] + rng.normal(size=300)
+    return models
+
+
+def _boot(models: list[SimpleNamespace], progress: list[int] | None = None) -> np.ndarray:
+    return bootstrap_metrics(
+        models,
+        metrics=ALL_METRICS,
+        n_boot=40,
+        seed=9,
+        progress=progress.append if progress is not None else None,
+    ).values
+
+
+@pytest.fixture
+def forking(monkeypatch):
+    """Fork for any amount of work, two workers (whatever this machine has); yields
+    the list of the workers' pids."""
+    monkeypatch.setattr(sc_eval.stats, "FORK_MIN_WORK", 0)
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 2)
+    monkeypatch.setattr(sc_eval.stats, "CHUNK_ELEMENTS", 3000)  # several chunks
+    pids: list[int] = []
+    fork = sc_eval.stats._fork
+
+    def counted() -> int:
+        pid = fork()
+        if pid > 0:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(sc_eval.stats, "_fork", counted)
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_forked_workers_give_the_replicates_of_one_thread(forking, monkeypatch, capfd):
+    models = _models_for_workers()
+    progress: list[int] = []
+    forked = _boot(models, progress)
+    assert len(forking) == 2
+    assert sum(progress) == 40 and len(progress) > 1  # a report per chunk
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 1)  # no fork, no thread
+    np.testing.assert_array_equal(forked, _boot(models))
+    assert capfd.readouterr() == ("", "")  # the workers write nothing
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_failing_worker_is_redone_in_this_process(forking, monkeypatch, how):
+    """A worker that raises or dies after its first chunk: the whole bootstrap is
+    evaluated here instead, same replicates, and progress still adds up to B."""
+    models = _models_for_workers()
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 1)
+    expected = _boot(models)
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 2)
+    real = PairedBootstrap._part
+
+    def failing(self, n_boot, seed, chunks, part, parts):
+        messages = real(self, n_boot, seed, chunks, part, parts)
+        yield next(messages)
+        if part == 1:
+            if how == "dies":
+                os._exit(3)
+            raise RuntimeError("boom")
+        yield from messages
+
+    monkeypatch.setattr(PairedBootstrap, "_part", failing)
+    progress: list[int] = []
+    np.testing.assert_array_equal(_boot(models, progress), expected)
+    assert len(forking) == 2 and sum(progress) == 40
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_ctrl_c_ends_the_workers(forking, monkeypatch):
+    """Ctrl-C while the workers run: it reaches the caller and no worker outlives it."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sc_eval.stats, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _boot(_models_for_workers())
+    assert len(forking) == 2
+    for pid in forking:
+        with pytest.raises(ChildProcessError):  # ended and reaped
+            os.waitpid(pid, os.WNOHANG)
