@@ -287,6 +287,9 @@ class _Layout:
         self.start_correct, self.start_wrong = n_correct[bs], n_wrong[bs]
         self.end_correct, self.end_wrong = n_correct[be], n_wrong[be]
         self.pure = bool(np.array_equal(self.start_correct, self.end_correct))
+        self.mixed = np.flatnonzero(self.end_correct > self.start_correct)  # correct inside
+        # every error lies in one block, in order: the blocks' starts and the last end
+        self.wrong_bounds = np.r_[self.start_wrong, self.end_wrong[-1:] if eb.size else 0]
         # one error per block: t is the gathered weight of that error
         self.single = self.pure and bool(np.all(self.end_wrong - self.start_wrong == 1))
         # errors ranked above the end of each correct sample's block (fpr@tpr)
@@ -361,7 +364,7 @@ class ResampledBlocks:
         self.pure = pure
         self._layout: _Layout | None = None
         # the prefix sums (packed when the counts were), for the tie-breaking metrics
-        self._prefixes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._prefixes: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self._wrong_starts: np.ndarray | None = None
 
     @classmethod
@@ -375,24 +378,25 @@ class ResampledBlocks:
         if counts.dtype != np.int32:  # int32 counts are summed in int32 (see resample)
             counts = counts.astype(np.int64, copy=False)
         pc = _prefix(counts, layout.correct_take)[1]
-        ww, pw = _prefix(counts, layout.wrong_take, weights=True)
-        assert ww is not None
+        ww, pw = _prefix(counts, layout.wrong_take, weights=layout.single)
         oc, ow = pc[:, :1], pw[:, :1]
         E = (pw[:, -1] - ow[:, 0]).astype(np.int64)
         N = (pc[:, -1] - oc[:, 0]).astype(np.int64) + E
-        if layout.single:  # error block b is the b-th error alone
+        if ww is not None:  # single: error block b is the b-th error alone
             start_wrong, t = pw[:, :-1], ww
-        else:
-            start_wrong = np.take(pw, layout.start_wrong, axis=1)
-            t = np.take(pw, layout.end_wrong, axis=1) - start_wrong
+        else:  # the blocks split the errors in order: block b's end is block b + 1's start
+            bounds = np.take(pw, layout.wrong_bounds, axis=1)
+            start_wrong, t = bounds[:, :-1], np.diff(bounds, axis=1)
         start_correct = np.take(pc, layout.start_correct, axis=1)
         a = np.add(start_correct, start_wrong, dtype=np.intp)  # intp: it indexes tables
         a -= oc + ow
         if layout.pure:
             m = t
-        else:
-            m = np.take(pc, layout.end_correct, axis=1) - start_correct
-            m += t
+        else:  # correct samples tied with errors: only in the mixed blocks
+            m = t.copy()
+            mixed = layout.mixed
+            m[:, mixed] += np.take(pc, layout.end_correct[mixed], axis=1)
+            m[:, mixed] -= np.take(start_correct, mixed, axis=1)
         out = cls(N, E, a, m, t, None, pure=layout.pure)  # e0: when a metric needs it
         out._layout = layout
         out._prefixes, out._wrong_starts = (pc, pw, ww), start_wrong
@@ -431,7 +435,8 @@ class ResampledBlocks:
         if lay is None or lay.single:  # every error alone in its block: nothing to break
             return self.risk_sum
         assert self._prefixes is not None
-        pc, pw, ww = self._prefixes
+        pc, pw, _ = self._prefixes
+        ww = np.diff(pw, axis=1)  # each error's weight
         a = np.add(np.take(pc, lay.correct_above_wrong, axis=1), pw[:, :-1], dtype=np.intp)
         a -= pc[:, :1] + pw[:, :1]
         return self._area(a, ww, ww, True)
