@@ -363,7 +363,8 @@ class ResampledBlocks:
             self.e0 = e0
         self.pure = pure
         self._layout: _Layout | None = None
-        # the prefix sums (packed when the counts were), for the tie-breaking metrics
+        # the prefix sums and the wrong samples' weights (single layout), for the
+        # metrics that break ties or search the correct samples
         self._prefixes: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self._wrong_starts: np.ndarray | None = None
 

@@ -248,7 +248,8 @@ def chunk_size(n: int, n_boot: int) -> int:
 
 @cache
 def _keep_freed_memory() -> None:
-    """Ask glibc to keep 64 MiB of freed memory at the top of each heap (``M_TOP_PAD``).
+    """Ask glibc to keep freed memory: 64 MiB at the top of each heap (``M_TOP_PAD``),
+    arrays up to 32 MiB on the heap (``M_MMAP_THRESHOLD``), no trimming below 128 MiB.
 
     Freed chunk-sized arrays go back to the kernel and are faulted in again on
     the next chunk: about 20 % extra (system) time with two worker threads
@@ -621,6 +622,20 @@ class PairedBootstrap:
                 conn.close()
                 _reap(pid)
 
+    def forks(self, n_boot: int) -> bool:
+        """Whether :meth:`run` evaluates ``n_boot`` resamples in forked worker processes
+        (Linux, several cores, at least two tasks per worker, :data:`FORK_MIN_WORK`)
+        rather than on threads. Every worker draws every count vector itself."""
+        tasks = len(self._task_keys())
+        parts = min(_workers(), tasks)
+        return (
+            sys.platform.startswith("linux")
+            and hasattr(os, "fork")
+            and parts > 1
+            and tasks >= 2 * parts
+            and n_boot * self.n * tasks >= FORK_MIN_WORK
+        )
+
     def run(
         self,
         n_boot: int,
@@ -648,10 +663,8 @@ class PairedBootstrap:
                     if progress is not None:
                         progress(size)
 
-            tasks = len(self._task_keys())
-            parts = min(workers, tasks)
-            # every worker draws every count vector: worth it with several tasks each
-            if parts > 1 and tasks >= 2 * parts and n_boot * self.n * tasks >= FORK_MIN_WORK:
+            if self.forks(n_boot):
+                parts = min(workers, len(self._task_keys()))
                 if self._forked(n_boot, seed, chunks, parts, out, done):
                     return BootstrapResult(out, self.scores, self.metrics, n_boot, seed)
                 skip = reported  # a worker failed: all over again here, bar included
@@ -662,8 +675,8 @@ class PairedBootstrap:
 FORK_MIN_WORK = 50_000_000
 """Resamples x samples x tasks from which :meth:`PairedBootstrap.run` forks a
 process per core instead of running threads (Linux), when each worker gets at
-least two tasks (every worker draws every count vector itself). Threads pass
-the GIL back and forth between numpy's many short calls of a chunk, processes
+least two tasks (every worker draws every count vector itself). Threads wait on
+each other for the GIL between numpy's many short calls of a chunk, processes
 do not: about 15 % less wall time on two cores (1,000 resamples of 8 scores
 and 19 metrics of 20,000 samples). Below this a fork costs more than it saves.
 """
@@ -764,9 +777,12 @@ def bootstrap_metrics(
     score. Resamples go in chunks (:func:`chunk_size`); per chunk and (model,
     score) the counts are gathered into sorted order, summed once and every
     metric is a few vector expressions over the chunk
-    (:class:`~sc_eval.curves.ResampledBlocks`); no resample is sorted. The
-    (model, score) pairs of a chunk run on a thread per core, while the next
-    chunk's counts are drawn.
+    (:class:`~sc_eval.curves.ResampledBlocks`); no resample is sorted. On
+    Linux, a large bootstrap (:meth:`PairedBootstrap.forks`) forks a worker per
+    core, each drawing the same counts and evaluating its share of the (model,
+    score) pairs, longest first; otherwise the pairs of a chunk run on a thread
+    per core while the next chunk's counts are drawn. The replicates are the
+    same either way, and a worker that fails or dies has its work redone here.
 
     Examples
     --------

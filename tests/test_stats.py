@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -417,10 +418,12 @@ def test_forked_workers_give_the_replicates_of_one_thread(forking, monkeypatch, 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
-@pytest.mark.parametrize("how", ["raises", "dies"])
+@pytest.mark.parametrize("how", ["raises", "dies", "hangs"])
 def test_a_failing_worker_is_redone_in_this_process(forking, monkeypatch, how):
-    """A worker that raises or dies after its first chunk: the whole bootstrap is
-    evaluated here instead, same replicates, and progress still adds up to B."""
+    """A worker that raises, dies or falls silent after its first chunk: the whole
+    bootstrap is evaluated here instead, same replicates, and progress still adds up
+    to B."""
+    monkeypatch.setattr(sc_eval.stats, "WORKER_SILENCE", 1.0)
     models = _models_for_workers()
     monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 1)
     expected = _boot(models)
@@ -433,6 +436,8 @@ def test_a_failing_worker_is_redone_in_this_process(forking, monkeypatch, how):
         if part == 1:
             if how == "dies":
                 os._exit(3)
+            if how == "hangs":
+                time.sleep(60)
             raise RuntimeError("boom")
         yield from messages
 
@@ -456,3 +461,18 @@ def test_ctrl_c_ends_the_workers(forking, monkeypatch):
     for pid in forking:
         with pytest.raises(ChildProcessError):  # ended and reaped
             os.waitpid(pid, os.WNOHANG)
+
+
+def test_forking_needs_a_large_run_and_two_tasks_per_worker(monkeypatch):
+    """Small runs and runs with too few tasks stay on threads (a fork and the
+    duplicated draws would cost more than they save)."""
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 2)
+    models = _models_for_workers()
+    one_pair = PairedBootstrap(models[:1], metrics=["aurc"], scores=["s"])
+    many = PairedBootstrap(models, metrics=ALL_METRICS)  # 2 model tasks + 4 pairs
+    monkeypatch.setattr(sc_eval.stats, "FORK_MIN_WORK", 300 * 6 * 100)
+    assert many.forks(100) == sys.platform.startswith("linux")
+    assert not many.forks(99)  # below the amount of work
+    assert not one_pair.forks(10**6)  # one task: nothing to share
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 1)
+    assert not many.forks(10**6)  # one core
