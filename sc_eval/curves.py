@@ -36,13 +36,41 @@ sorted order and one cumulative sum (correct and wrong samples apart). With
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
-__all__ = ["ResampledBlocks", "RiskCoverage", "SortedScores", "TieBlocks", "sort_scores"]
+__all__ = ["ResampledBlocks", "RiskCoverage", "SortedScores", "TieBlocks", "lazy", "sort_scores"]
+
+T = TypeVar("T")
+
+
+class lazy(Generic[T]):
+    """``functools.cached_property`` without its lock (Python < 3.12 holds one lock per
+    property for the whole class while any instance computes it). The bootstrap forks
+    worker processes: a lock another thread held at the fork would stay held in the
+    worker for good. Computing a value twice in a race is harmless here."""
+
+    def __init__(self, func: Callable[[Any], T]):
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> lazy[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | lazy[T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 @dataclass(frozen=True)
@@ -124,7 +152,7 @@ class SortedScores:
         """The risk–coverage curve of these scores (see :meth:`blocks`)."""
         return RiskCoverage(self.blocks(weights, tie_aware=tie_aware))
 
-    @cached_property
+    @lazy
     def layout(self) -> _Layout:
         """Index arrays that :meth:`resample` needs, built once per sort."""
         return _Layout(self)
@@ -201,7 +229,7 @@ class RiskCoverage:
         self.n = blocks.n
         self.n_errors = blocks.n_errors
 
-    @cached_property
+    @lazy
     def cum_errors(self) -> np.ndarray:
         sizes, errs = self.blocks.sizes, self.blocks.errors
         if sizes.shape[0] == self.n and bool((sizes == 1).all()):
@@ -214,7 +242,7 @@ class RiskCoverage:
         j = np.arange(1, self.n + 1, dtype=np.int64) - starts[idx]
         return err_start[idx] + (j * errs[idx]) / sizes[idx]
 
-    @cached_property
+    @lazy
     def risk(self) -> np.ndarray:
         """Selective risk ``r_k`` for ``k = 1..n``."""
         return self.cum_errors / np.arange(1, self.n + 1, dtype=np.float64)
@@ -403,7 +431,7 @@ class ResampledBlocks:
         out._prefixes, out._wrong_starts = (pc, pw, ww), start_wrong
         return out
 
-    @cached_property
+    @lazy
     def e0(self) -> np.ndarray:
         """Weighted errors ranked above each error block, (B, blocks)."""
         assert self._prefixes is not None and self._wrong_starts is not None
@@ -424,12 +452,12 @@ class ResampledBlocks:
             d *= t / np.maximum(m, 1)
         return self.E * h[self.N] - d.sum(axis=1)
 
-    @cached_property
+    @lazy
     def risk_sum(self) -> np.ndarray:
         """``sum_k E[E_k] / k`` (tie-aware), shape (B,)."""
         return self._area(self.a, self.m, self.t, self.pure)
 
-    @cached_property
+    @lazy
     def sequential_risk_sum(self) -> np.ndarray:
         """``sum_k E_k / k`` with ties broken by input order (every sample its own block)."""
         lay = self._layout
@@ -442,7 +470,7 @@ class ResampledBlocks:
         a -= pc[:, :1] + pw[:, :1]
         return self._area(a, ww, ww, True)
 
-    @cached_property
+    @lazy
     def first_is_error(self) -> np.ndarray:
         """1.0 where the first sample, ties broken by input order, is an error; shape (B,)."""
         lay = self._layout
@@ -457,7 +485,7 @@ class ResampledBlocks:
         first_w = pos[_reach(self._prefixes[1], one) - 1]
         return (first_w < first_c).astype(np.float64)
 
-    @cached_property
+    @lazy
     def _t_dots(self) -> tuple[np.ndarray, np.ndarray]:
         """``sum_b t_b a_b`` and ``sum_b t_b m_b`` (exact, int64)."""
         ta = np.einsum("ij,ij->i", self.t, self.a, dtype=np.int64)
@@ -468,13 +496,13 @@ class ResampledBlocks:
             tm = np.einsum("ij,ij->i", self.t, self.m, dtype=np.int64)
         return ta, tm
 
-    @cached_property
+    @lazy
     def cum_errors_sum(self) -> np.ndarray:
         """``sum_k E[E_k] = sum_b t_b (N - a_b - (m_b - 1) / 2)`` (tie-aware), shape (B,)."""
         ta, tm = self._t_dots
         return self.N * self.E - ta - (tm - self.E) / 2
 
-    @cached_property
+    @lazy
     def correct_above_errors(self) -> np.ndarray:
         """Pairs (correct, wrong) with the correct one ranked higher, ties counting 1/2:
         ``sum_b t_b (a_b - e0_b + (m_b - t_b) / 2) = sum_b t_b a_b + (sum_b t_b m_b - E^2) / 2``

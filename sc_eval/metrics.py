@@ -28,11 +28,10 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
-from sc_eval.curves import ResampledBlocks, RiskCoverage, SortedScores, TieBlocks
+from sc_eval.curves import ResampledBlocks, RiskCoverage, SortedScores, TieBlocks, lazy
 from sc_eval.errors import UsageError, unknown_name
 
 __all__ = [
@@ -67,15 +66,15 @@ class Curves:
         self._scores = scores
         self._weights = weights
 
-    @cached_property
+    @lazy
     def blocks(self) -> TieBlocks:
         return self._scores.blocks(self._weights)
 
-    @cached_property
+    @lazy
     def tied(self) -> RiskCoverage:
         return RiskCoverage(self.blocks)
 
-    @cached_property
+    @lazy
     def sequential(self) -> RiskCoverage:
         if self._weights is None and self.blocks.sizes.shape[0] == self._scores.n:
             return self.tied  # no ties: breaking them by input order changes nothing
@@ -110,15 +109,15 @@ class OracleCurves(Curves):
             )
         )
 
-    @cached_property
+    @lazy
     def blocks(self) -> TieBlocks:
         return self._oracle.blocks
 
-    @cached_property
+    @lazy
     def tied(self) -> RiskCoverage:
         return self._oracle
 
-    @cached_property
+    @lazy
     def sequential(self) -> RiskCoverage:
         return self._oracle
 

@@ -454,15 +454,24 @@ class PairedBootstrap:
             for i, j in keys
         ]
 
-    def _merge(self, out: np.ndarray, values: np.ndarray, part: int, parts: int) -> None:
-        """Copy into ``out`` what ``part`` of ``parts`` computed into ``values``."""
+    def _pick(self, values: np.ndarray, part: int, parts: int) -> list[np.ndarray]:
+        """What ``part`` of ``parts`` computed into ``values``, task by task (:meth:`_merge`)."""
         model = [k for k, _ in self._model]
         selective = [k for k, _ in self._selective]
-        for i, j in self._share(part, parts):
+        return [
+            values[:, i, :, model] if j is None else values[:, i, j, selective]
+            for i, j in self._share(part, parts)
+        ]
+
+    def _merge(self, out: np.ndarray, picked: list[np.ndarray], part: int, parts: int) -> None:
+        """Put into ``out`` what :meth:`_pick` took of ``part`` of ``parts``."""
+        model = [k for k, _ in self._model]
+        selective = [k for k, _ in self._selective]
+        for (i, j), values in zip(self._share(part, parts), picked, strict=True):
             if j is None:
-                out[:, i, :, model] = values[:, i, :, model]
+                out[:, i, :, model] = values
             else:
-                out[:, i, j, selective] = values[:, i, j, selective]
+                out[:, i, j, selective] = values
 
     def replicates(self, counts: np.ndarray, *, pool: Executor | None = None) -> np.ndarray:
         """Every metric on a batch of resamples.
@@ -560,15 +569,15 @@ class PairedBootstrap:
 
     def _part(
         self, n_boot: int, seed: int, chunks: Sequence[tuple[int, int]], part: int, parts: int
-    ) -> Iterator[int | np.ndarray]:
+    ) -> Iterator[int | list[np.ndarray]]:
         """One forked worker's share (:meth:`_tasks` ``part``) of every chunk: yields the
-        size of each chunk it finishes, then its replicates."""
+        size of each chunk it finishes, then its replicates (:meth:`_pick`)."""
         values = np.zeros((n_boot, len(self.samples), len(self.scores), len(self.metrics)))
         draw = self._drawer(n_boot, seed)  # every worker draws the same counts
         for lo, hi in chunks:
             _run(self._tasks(draw(hi - lo), values[lo:hi], part=part, parts=parts), None)
             yield hi - lo
-        yield values
+        yield self._pick(values, part, parts)  # only this worker's replicates
 
     def _forked(
         self,
@@ -588,22 +597,22 @@ class PairedBootstrap:
                 receive, send = Pipe(duplex=False)
                 pid = _fork()
                 if pid == 0:  # the child: never returns
-                    _serve(send, self._part(n_boot, seed, chunks, part, parts))
+                    inherited = [receive, *(conn for _, conn in workers)]
+                    _serve(send, self._part(n_boot, seed, chunks, part, parts), inherited)
                 send.close()
                 workers.append((pid, receive))
                 if pid < 0:
                     return False
             finished, reported = [0] * parts, 0
-            results: dict[int, np.ndarray] = {}
+            results: dict[int, list[np.ndarray]] = {}
             while len(results) < parts:
                 running = [conn for part, (_, conn) in enumerate(workers) if part not in results]
-                ready_ones = wait(running, timeout=WORKER_SILENCE)
-                if not ready_ones:  # stuck (a lock held at the fork?): do it here instead
+                messages = _receive(running)
+                if messages is None:  # a worker died (killed, out of memory) or fell silent
                     return False
-                for ready in ready_ones:
-                    part = next(p for p, (_, conn) in enumerate(workers) if conn is ready)
-                    message = workers[part][1].recv()
-                    if isinstance(message, np.ndarray):
+                for conn, message in messages:
+                    part = next(p for p, (_, c) in enumerate(workers) if c is conn)
+                    if isinstance(message, list):
                         results[part] = message
                     elif isinstance(message, int):
                         finished[part] += message
@@ -612,29 +621,29 @@ class PairedBootstrap:
                             reported = min(finished)
                     else:  # the worker failed: redo its work here, with a real traceback
                         return False
-            for part, values in results.items():
-                self._merge(out, values, part, parts)
+            for part, picked in results.items():
+                self._merge(out, picked, part, parts)
             return True
-        except (EOFError, OSError):  # a worker died (killed, out of memory)
-            return False
         finally:
             for pid, conn in workers:
                 conn.close()
                 _reap(pid)
 
+    def _fork_parts(self, n_boot: int) -> int:
+        """Worker processes for ``n_boot`` resamples: one per core, at most one per two
+        tasks (every worker draws every count vector itself); 0 for threads instead."""
+        tasks = len(self._task_keys())
+        parts = min(_workers(), tasks // 2)
+        large = self.n >= FORK_MIN_SAMPLES and n_boot * self.n * tasks >= FORK_MIN_WORK
+        linux = sys.platform.startswith("linux") and hasattr(os, "fork")
+        return parts if linux and large and parts > 1 else 0
+
     def forks(self, n_boot: int) -> bool:
         """Whether :meth:`run` evaluates ``n_boot`` resamples in forked worker processes
-        (Linux, several cores, at least two tasks per worker, :data:`FORK_MIN_WORK`)
-        rather than on threads. Every worker draws every count vector itself."""
-        tasks = len(self._task_keys())
-        parts = min(_workers(), tasks)
-        return (
-            sys.platform.startswith("linux")
-            and hasattr(os, "fork")
-            and parts > 1
-            and tasks >= 2 * parts
-            and n_boot * self.n * tasks >= FORK_MIN_WORK
-        )
+        (Linux, several cores, at least two tasks per worker, at least
+        :data:`FORK_MIN_SAMPLES` samples and :data:`FORK_MIN_WORK`) rather than on
+        threads."""
+        return self._fork_parts(n_boot) > 1
 
     def run(
         self,
@@ -663,8 +672,8 @@ class PairedBootstrap:
                     if progress is not None:
                         progress(size)
 
-            if self.forks(n_boot):
-                parts = min(workers, len(self._task_keys()))
+            parts = self._fork_parts(n_boot)
+            if parts:
                 if self._forked(n_boot, seed, chunks, parts, out, done):
                     return BootstrapResult(out, self.scores, self.metrics, n_boot, seed)
                 skip = reported  # a worker failed: all over again here, bar included
@@ -682,33 +691,66 @@ and 19 metrics of 20,000 samples). Below this a fork costs more than it saves.
 """
 
 
+FORK_MIN_SAMPLES = 1_000
+"""Samples below which the bootstrap stays on threads: with few samples drawing the
+counts, which every worker repeats, is most of the work."""
+
+
 WORKER_SILENCE = 300.0
 """Seconds without a word from any forked worker (each reports every chunk, a few
 milliseconds of work per (model, score)) after which they are ended and the
 bootstrap runs in this process instead."""
 
 
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
 def _fork() -> int:
-    """``os.fork()`` where forking is safe (Linux); -1 elsewhere or when it fails."""
+    """``os.fork()`` where forking is safe (Linux); -1 elsewhere or when it fails. The
+    signals a worker must not handle like its parent stay blocked in the child until
+    :func:`_serve` has set them up."""
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return -1
     for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
         with contextlib.suppress(Exception):
             stream.flush()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+    pid = -1
     try:
         with warnings.catch_warnings():  # 3.12+: "multi-threaded, use of fork() may deadlock"
             warnings.simplefilter("ignore", DeprecationWarning)
-            return os.fork()
+            pid = os.fork()
     except OSError:
-        return -1
+        pass
+    finally:
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    return pid
 
 
-def _serve(send: Connection, messages: Iterator[object]) -> NoReturn:
-    """In a forked worker: send each message, then leave at once. Nothing is written
-    to stdout or stderr and nothing of the parent runs (no atexit, no flush): a failure
-    is sent as a string, and Ctrl-C is left to the parent, which ends the workers."""
+def _serve(
+    send: Connection, messages: Iterator[object], inherited: Sequence[Connection]
+) -> NoReturn:
+    """In a forked worker: send each message, then leave at once.
+
+    The worker dies with its parent (``PR_SET_PDEATHSIG``), closes the parent's ends of
+    the pipes (a write to a dead parent then fails instead of blocking), reads and
+    writes /dev/null instead of the parent's stdin, stdout and stderr, leaves Ctrl-C to
+    the parent (which ends the workers) and takes SIGTERM and SIGHUP as it would
+    without Python. Nothing of the parent runs on the way out (no atexit, no flush);
+    a failure is sent as a string."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with_parent()
+        for conn in inherited:
+            conn.close()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        with contextlib.suppress(ValueError):  # not the main thread: keep the parent's
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
         for message in messages:
             send.send(message)
     except BaseException as exc:  # reported to the parent, which retries
@@ -716,6 +758,27 @@ def _serve(send: Connection, messages: Iterator[object]) -> NoReturn:
             send.send(f"{type(exc).__name__}: {exc}")
     finally:
         os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this (forked) process when its parent dies."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # pragma: no cover - the parent died before the prctl
+        os._exit(0)
+
+
+def _receive(running: list[Connection]) -> list[tuple[Connection, object]] | None:
+    """The next messages of the running workers; None when one died (its pipe closed)
+    or none spoke for :data:`WORKER_SILENCE` seconds."""
+    try:
+        ready = wait(running, timeout=WORKER_SILENCE)
+        if not ready:  # stuck (a lock held at the fork?)
+            return None
+        return [(conn, conn.recv()) for conn in running if conn in ready]
+    except (EOFError, OSError):
+        return None
 
 
 def _reap(pid: int) -> None:

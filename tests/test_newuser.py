@@ -75,6 +75,23 @@ def test_a_closed_pipe_is_silent_and_exits_0(preds: Path, argv: list[str]):
     assert err == "", err
 
 
+def test_a_closed_stdout_is_silent_and_exits_0(preds: Path):
+    """Started with stdout closed (`sc-eval score p >&-`): like a reader gone away."""
+    env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "sc_eval", "score", str(preds)]
+    r = subprocess.run(
+        cmd,
+        stdout=None,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=120,
+        pass_fds=(),
+        preexec_fn=lambda: os.close(1),
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr.decode() == ""
+
+
 @pytest.mark.parametrize(
     "argv, want",
     [

@@ -3,11 +3,15 @@ p-values and seeding."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import os
+import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,7 +22,7 @@ from hypothesis import strategies as st
 from strategies import seeded_conf_err, small_conf_err
 
 import sc_eval.stats
-from sc_eval.curves import sort_scores
+from sc_eval.curves import ResampledBlocks, lazy, sort_scores
 from sc_eval.errors import UsageError
 from sc_eval.io import predictions_from_arrays
 from sc_eval.metrics import (
@@ -390,6 +394,7 @@ def forking(monkeypatch):
     """Fork for any amount of work, two workers (whatever this machine has); yields
     the list of the workers' pids."""
     monkeypatch.setattr(sc_eval.stats, "FORK_MIN_WORK", 0)
+    monkeypatch.setattr(sc_eval.stats, "FORK_MIN_SAMPLES", 0)
     monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 2)
     monkeypatch.setattr(sc_eval.stats, "CHUNK_ELEMENTS", 3000)  # several chunks
     pids: list[int] = []
@@ -464,15 +469,138 @@ def test_ctrl_c_ends_the_workers(forking, monkeypatch):
 
 
 def test_forking_needs_a_large_run_and_two_tasks_per_worker(monkeypatch):
-    """Small runs and runs with too few tasks stay on threads (a fork and the
-    duplicated draws would cost more than they save)."""
+    """Small runs, few samples and too few tasks stay on threads (a fork and the
+    duplicated draws would cost more than they save); many cores get at most one
+    worker per two tasks."""
     monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 2)
+    monkeypatch.setattr(sc_eval.stats, "FORK_MIN_SAMPLES", 300)
     models = _models_for_workers()
     one_pair = PairedBootstrap(models[:1], metrics=["aurc"], scores=["s"])
     many = PairedBootstrap(models, metrics=ALL_METRICS)  # 2 model tasks + 4 pairs
     monkeypatch.setattr(sc_eval.stats, "FORK_MIN_WORK", 300 * 6 * 100)
-    assert many.forks(100) == sys.platform.startswith("linux")
+    linux = sys.platform.startswith("linux")
+    assert many.forks(100) == linux and many._fork_parts(100) == (2 if linux else 0)
     assert not many.forks(99)  # below the amount of work
     assert not one_pair.forks(10**6)  # one task: nothing to share
+    monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 8)
+    assert many._fork_parts(10**6) == (3 if linux else 0)  # two tasks per worker at least
+    monkeypatch.setattr(sc_eval.stats, "FORK_MIN_SAMPLES", 301)
+    assert not many.forks(10**6)  # too few samples
+    monkeypatch.setattr(sc_eval.stats, "FORK_MIN_SAMPLES", 300)
     monkeypatch.setattr(sc_eval.stats, "_workers", lambda: 1)
     assert not many.forks(10**6)  # one core
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_an_error_in_the_progress_callback_reaches_the_caller(forking):
+    """Only a worker's failure sends the bootstrap back to threads: the caller's own
+    error (a progress callback writing to a closed pipe, say) is raised as such."""
+    calls = []
+
+    def progress(size: int) -> None:
+        calls.append(size)
+        if len(calls) == 2:
+            raise BrokenPipeError("progress")
+
+    with pytest.raises(BrokenPipeError, match="progress"):
+        bootstrap_metrics(_models_for_workers(), metrics=ALL_METRICS, n_boot=40, progress=progress)
+    assert len(forking) == 2 and len(calls) == 2
+    for pid in forking:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_forked_from_a_thread_without_falling_back(forking, monkeypatch):
+    """A bootstrap started from a thread that is not the main one still runs in the
+    workers (no signal set-up error sends it back to threads)."""
+    models = _models_for_workers()
+    expected = _boot(models)
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("fell back to threads")
+
+    monkeypatch.setattr(PairedBootstrap, "_threads", no_threads)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        np.testing.assert_array_equal(pool.submit(_boot, models).result(), expected)
+    assert len(forking) == 4
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """SIGKILL of the parent (the OOM killer, say): its workers do not live on."""
+    pids = tmp_path / "pids"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import numpy as np
+import sc_eval.stats as st
+from test_stats import _models_for_workers, ALL_METRICS
+st.FORK_MIN_WORK = st.FORK_MIN_SAMPLES = 0
+st._workers = lambda: 2
+fork = st._fork
+def recorded():
+    pid = fork()
+    if pid > 0:
+        with open({str(pids)!r}, "a") as f:
+            f.write(f"{{pid}}\\n")
+    return pid
+st._fork = recorded
+real = st.PairedBootstrap._part
+def slow(self, *args):
+    for message in real(self, *args):
+        time.sleep(0.2)
+        yield message
+st.PairedBootstrap._part = slow
+st.bootstrap_metrics(_models_for_workers(), metrics=ALL_METRICS, n_boot=4000)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not pids.exists() or len(pids.read_text().split()) < 2):
+        time.sleep(0.1)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.1)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists()]
+    for p in alive:
+        os.kill(p, 9)
+    assert not alive
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_a_property_computed_in_another_thread_does_not_stall_the_workers(forking, monkeypatch):
+    """A thread inside a cached property at the fork: the workers do not wait for it
+    (functools.cached_property held a per-class lock before Python 3.12, which would
+    stay held in the workers for good)."""
+    models = _models_for_workers()
+    expected = _boot(models)
+    started, release = threading.Event(), threading.Event()
+    original = ResampledBlocks.risk_sum.func
+
+    def slow(self):
+        if threading.current_thread() is not threading.main_thread():
+            started.set()
+            release.wait(30)
+        return original(self)
+
+    monkeypatch.setattr(ResampledBlocks, "risk_sum", lazy(slow))
+    sorted_scores = sort_scores(np.arange(5.0), np.arange(5) % 2 == 0)
+    busy = sorted_scores.resample(np.ones((1, 5), dtype=np.int64))
+    thread = threading.Thread(target=lambda: busy.risk_sum)
+    thread.start()
+    assert started.wait(10)
+    monkeypatch.setattr(sc_eval.stats, "WORKER_SILENCE", 5.0)
+
+    def no_threads(*args, **kwargs):
+        raise AssertionError("fell back to threads")
+
+    monkeypatch.setattr(PairedBootstrap, "_threads", no_threads)
+    try:
+        np.testing.assert_array_equal(_boot(models), expected)
+    finally:
+        release.set()
+        thread.join()

@@ -351,7 +351,9 @@ class _ClosedPipeSafe:
 
 def main() -> None:
     """Entry point of the ``sc-eval`` console script."""
-    if not isinstance(sys.stdout, _ClosedPipeSafe) and sys.stdout is not None:
+    if sys.stdout is None:  # started with stdout closed (`>&-`): like a reader gone away
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
+    if not isinstance(sys.stdout, _ClosedPipeSafe):
         sys.stdout = _ClosedPipeSafe(sys.stdout)
     app()
 
