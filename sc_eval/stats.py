@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import itertools
 import math
 import os
@@ -572,7 +573,10 @@ class PairedBootstrap:
     ) -> Iterator[int | list[np.ndarray]]:
         """One forked worker's share (:meth:`_tasks` ``part``) of every chunk: yields the
         size of each chunk it finishes, then its replicates (:meth:`_pick`)."""
-        values = np.zeros((n_boot, len(self.samples), len(self.scores), len(self.metrics)))
+        # laid out task by task, resamples last: a worker's tasks touch only their own
+        # pages of these zeros (calloc: the others are never allocated)
+        shape = (len(self.samples), len(self.scores), len(self.metrics), n_boot)
+        values = np.zeros(shape).transpose(3, 0, 1, 2)
         draw = self._drawer(n_boot, seed)  # every worker draws the same counts
         for lo, hi in chunks:
             _run(self._tasks(draw(hi - lo), values[lo:hi], part=part, parts=parts), None)
@@ -592,13 +596,15 @@ class PairedBootstrap:
         with nothing reported to ``done`` beyond what finished, when a worker could
         not start or failed (the caller then evaluates everything here)."""
         workers: list[tuple[int, Connection]] = []
+        parent = os.getpid()
         try:
             for part in range(parts):
                 receive, send = Pipe(duplex=False)
                 pid = _fork()
                 if pid == 0:  # the child: never returns
                     inherited = [receive, *(conn for _, conn in workers)]
-                    _serve(send, self._part(n_boot, seed, chunks, part, parts), inherited)
+                    share = self._part(n_boot, seed, chunks, part, parts)
+                    _serve(send, share, inherited, parent)
                 send.close()
                 workers.append((pid, receive))
                 if pid < 0:
@@ -722,30 +728,37 @@ def _fork() -> int:
             pid = os.fork()
     except OSError:
         pass
-    finally:
-        if pid != 0:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    if pid == 0:
+        return 0
+    try:  # a signal that came meanwhile is handled here (Ctrl-C: KeyboardInterrupt)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    except BaseException:
+        _reap(pid)  # the caller never learns of this worker: end it now
+        raise
     return pid
 
 
 def _serve(
-    send: Connection, messages: Iterator[object], inherited: Sequence[Connection]
+    send: Connection, messages: Iterator[object], inherited: Sequence[Connection], parent: int
 ) -> NoReturn:
     """In a forked worker: send each message, then leave at once.
 
-    The worker dies with its parent (``PR_SET_PDEATHSIG``), closes the parent's ends of
-    the pipes (a write to a dead parent then fails instead of blocking), reads and
-    writes /dev/null instead of the parent's stdin, stdout and stderr, leaves Ctrl-C to
-    the parent (which ends the workers) and takes SIGTERM and SIGHUP as it would
-    without Python. Nothing of the parent runs on the way out (no atexit, no flush);
-    a failure is sent as a string."""
+    The worker dies with its ``parent`` (``PR_SET_PDEATHSIG``), closes the parent's
+    ends of the pipes (a write to a dead parent then fails instead of blocking), reads
+    and writes /dev/null instead of the parent's stdin, stdout and stderr, leaves
+    Ctrl-C to the parent (which ends the workers) and takes SIGTERM and SIGHUP as it
+    would without Python. Nothing of the parent runs on the way out (no atexit, no
+    flush); a failure is sent as a string."""
     try:
-        _die_with_parent()
+        _die_with_parent(parent)
         for conn in inherited:
             conn.close()
+        if send.fileno() <= 2:  # the parent ran with stdio closed: keep it off 0-2
+            send = Connection(fcntl.fcntl(send.fileno(), fcntl.F_DUPFD, 3), readable=False)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
-            os.dup2(null, fd)
+            if fd != null:
+                os.dup2(null, fd)
         with contextlib.suppress(ValueError):  # not the main thread: keep the parent's
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -760,9 +773,8 @@ def _serve(
         os._exit(0)
 
 
-def _die_with_parent() -> None:
-    """Have the kernel kill this (forked) process when its parent dies."""
-    parent = os.getppid()
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this (forked) process when ``parent`` dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # pragma: no cover - the parent died before the prctl

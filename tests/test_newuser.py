@@ -78,6 +78,7 @@ def test_a_closed_pipe_is_silent_and_exits_0(preds: Path, argv: list[str]):
 def test_a_closed_stdout_is_silent_and_exits_0(preds: Path):
     """Started with stdout closed (`sc-eval score p >&-`): like a reader gone away."""
     env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    env["PYTHONWARNINGS"] = "default::ResourceWarning"  # an unclosed /dev/null would show
     cmd = [sys.executable, "-m", "sc_eval", "score", str(preds)]
     r = subprocess.run(
         cmd,

@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -587,7 +588,9 @@ def test_a_property_computed_in_another_thread_does_not_stall_the_workers(forkin
             release.wait(30)
         return original(self)
 
-    monkeypatch.setattr(ResampledBlocks, "risk_sum", lazy(slow))
+    prop = lazy(slow)
+    prop.__set_name__(ResampledBlocks, "risk_sum")
+    monkeypatch.setattr(ResampledBlocks, "risk_sum", prop)
     sorted_scores = sort_scores(np.arange(5.0), np.arange(5) % 2 == 0)
     busy = sorted_scores.resample(np.ones((1, 5), dtype=np.int64))
     thread = threading.Thread(target=lambda: busy.risk_sum)
@@ -604,3 +607,55 @@ def test_a_property_computed_in_another_thread_does_not_stall_the_workers(forkin
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_ctrl_c_during_a_fork_leaves_no_worker(forking, monkeypatch):
+    """Ctrl-C arriving while a worker is forked (signals are blocked across the fork
+    and handled right after): the new worker, which the caller never saw, is ended
+    and reaped too."""
+    real_fork, pids = os.fork, []
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid > 0:
+            pids.append(pid)
+            if len(pids) == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # pending until the mask is restored
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    with pytest.raises(KeyboardInterrupt):
+        _boot(_models_for_workers())
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ChildProcessError):  # ended and reaped
+            os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+def test_workers_run_with_the_standard_streams_closed(tmp_path):
+    """A service started with fds 0-2 closed: the pipes get those numbers, and the
+    workers must not write over their own pipe when they point stdio at /dev/null."""
+    out = tmp_path / "out"
+    script = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import numpy as np
+import sc_eval.stats as st
+from test_stats import _models_for_workers, ALL_METRICS
+st.FORK_MIN_WORK = st.FORK_MIN_SAMPLES = 0
+st._workers = lambda: 2
+def no_threads(*args, **kwargs):
+    raise AssertionError("fell back to threads")
+models = _models_for_workers()
+expected = st.bootstrap_metrics(models, metrics=ALL_METRICS, n_boot=40).values
+st.PairedBootstrap._threads = no_threads
+for fd in (0, 1, 2):
+    os.close(fd)
+got = st.bootstrap_metrics(models, metrics=ALL_METRICS, n_boot=40).values
+with open({str(out)!r}, "w") as f:
+    f.write("same" if np.array_equal(got, expected) else "different")
+"""
+    subprocess.run([sys.executable, "-c", script], timeout=120, check=False)
+    assert out.read_text() == "same"

@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 gate/threshold failed, 2 bad input or usage,
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -353,6 +354,7 @@ def main() -> None:
     """Entry point of the ``sc-eval`` console script."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): like a reader gone away
         sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
+        atexit.register(sys.stdout.close)
     if not isinstance(sys.stdout, _ClosedPipeSafe):
         sys.stdout = _ClosedPipeSafe(sys.stdout)
     app()
