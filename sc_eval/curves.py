@@ -348,9 +348,10 @@ def _prefix(
 
 def _reach(p: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per row of a :func:`_prefix`, the smallest ``i`` with ``P[r, i] - P[r, 0] >=
-    target[r]`` (``target >= 1``); ``k + 1`` when the row total falls short."""
+    target[r]`` (``target >= 1``, shape (B,) or (B, K)); ``k + 1`` when the row total
+    falls short."""
     stride = p.shape[1]
-    rows = np.arange(p.shape[0], dtype=np.int64) * stride
+    rows = (np.arange(p.shape[0], dtype=np.int64) * stride).reshape(-1, *[1] * (target.ndim - 1))
     flat = p.reshape(-1)
     q = np.searchsorted(flat, flat[rows] + target, side="left") - rows
     return np.minimum(q, stride)
@@ -596,11 +597,9 @@ class ResampledBlocks:
         lay = self._layout
         if lay is None or self._prefixes is None:  # the oracle: one block, e0 = 0
             return np.ones(bound.shape, dtype=np.int64)
-        pw = self._prefixes[1]
-        stride = pw.shape[1]
-        rows = np.arange(pw.shape[0], dtype=np.int64)[:, None] * stride
-        # errors (in sorted order) ranked above a block with e0 <= bound: P - P0 <= bound
-        within = np.searchsorted(pw.reshape(-1), pw[:, :1] + bound, side="right") - rows
+        # errors (in sorted order) ranked above a block with e0 <= bound: the first
+        # prefix of the wrong weights beyond the (integer) bound
+        within = _reach(self._prefixes[1], bound.astype(np.int64) + 1)
         if lay.single:  # block b starts after b errors
             return np.minimum(within, lay.start_wrong.size)
         return np.searchsorted(lay.start_wrong, within, side="left")
