@@ -369,6 +369,8 @@ class PairedBootstrap:
         self._selective = [
             (k, get_metric(m)) for k, m in enumerate(self.metrics) if m not in MODEL_METRICS
         ]
+        self._model_columns = [k for k, _ in self._model]  # what a worker's task fills
+        self._selective_columns = [k for k, _ in self._selective]
         # risk@cov, cov@risk: read off together, one call per family (method → columns)
         self._points: dict[str, tuple[list[int], list[float]]] = {}
         for k, metric in self._selective:
@@ -457,8 +459,7 @@ class PairedBootstrap:
 
     def _pick(self, values: np.ndarray, part: int, parts: int) -> list[np.ndarray]:
         """What ``part`` of ``parts`` computed into ``values``, task by task (:meth:`_merge`)."""
-        model = [k for k, _ in self._model]
-        selective = [k for k, _ in self._selective]
+        model, selective = self._model_columns, self._selective_columns
         return [
             values[:, i, :, model] if j is None else values[:, i, j, selective]
             for i, j in self._share(part, parts)
@@ -466,13 +467,11 @@ class PairedBootstrap:
 
     def _merge(self, out: np.ndarray, picked: list[np.ndarray], part: int, parts: int) -> None:
         """Put into ``out`` what :meth:`_pick` took of ``part`` of ``parts``."""
-        model = [k for k, _ in self._model]
-        selective = [k for k, _ in self._selective]
         for (i, j), values in zip(self._share(part, parts), picked, strict=True):
             if j is None:
-                out[:, i, :, model] = values
+                out[:, i, :, self._model_columns] = values
             else:
-                out[:, i, j, selective] = values
+                out[:, i, j, self._selective_columns] = values
 
     def replicates(self, counts: np.ndarray, *, pool: Executor | None = None) -> np.ndarray:
         """Every metric on a batch of resamples.

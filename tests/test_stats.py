@@ -390,6 +390,23 @@ def _boot(models: list[SimpleNamespace], progress: list[int] | None = None) -> n
     ).values
 
 
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="workers are forked on Linux"
+)
+
+
+def _assert_reaped(pids: list[int]) -> None:
+    """Every worker ended and reaped: none is left, not even a zombie."""
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _no_threads(*args, **kwargs):
+    """Stands in for PairedBootstrap._threads where the workers must not fall back."""
+    raise AssertionError("fell back to threads")
+
+
 @pytest.fixture
 def forking(monkeypatch):
     """Fork for any amount of work, two workers (whatever this machine has); yields
@@ -411,7 +428,7 @@ def forking(monkeypatch):
     return pids
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_forked_workers_give_the_replicates_of_one_thread(forking, monkeypatch, capfd):
     models = _models_for_workers()
     progress: list[int] = []
@@ -423,7 +440,7 @@ def test_forked_workers_give_the_replicates_of_one_thread(forking, monkeypatch, 
     assert capfd.readouterr() == ("", "")  # the workers write nothing
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 @pytest.mark.parametrize("how", ["raises", "dies", "hangs"])
 def test_a_failing_worker_is_redone_in_this_process(forking, monkeypatch, how):
     """A worker that raises, dies or falls silent after its first chunk: the whole
@@ -453,7 +470,7 @@ def test_a_failing_worker_is_redone_in_this_process(forking, monkeypatch, how):
     assert len(forking) == 2 and sum(progress) == 40
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_ctrl_c_ends_the_workers(forking, monkeypatch):
     """Ctrl-C while the workers run: it reaches the caller and no worker outlives it."""
 
@@ -464,9 +481,7 @@ def test_ctrl_c_ends_the_workers(forking, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _boot(_models_for_workers())
     assert len(forking) == 2
-    for pid in forking:
-        with pytest.raises(ChildProcessError):  # ended and reaped
-            os.waitpid(pid, os.WNOHANG)
+    _assert_reaped(forking)
 
 
 def test_forking_needs_a_large_run_and_two_tasks_per_worker(monkeypatch):
@@ -492,7 +507,7 @@ def test_forking_needs_a_large_run_and_two_tasks_per_worker(monkeypatch):
     assert not many.forks(10**6)  # one core
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_an_error_in_the_progress_callback_reaches_the_caller(forking):
     """Only a worker's failure sends the bootstrap back to threads: the caller's own
     error (a progress callback writing to a closed pipe, say) is raised as such."""
@@ -506,28 +521,23 @@ def test_an_error_in_the_progress_callback_reaches_the_caller(forking):
     with pytest.raises(BrokenPipeError, match="progress"):
         bootstrap_metrics(_models_for_workers(), metrics=ALL_METRICS, n_boot=40, progress=progress)
     assert len(forking) == 2 and len(calls) == 2
-    for pid in forking:
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    _assert_reaped(forking)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_forked_from_a_thread_without_falling_back(forking, monkeypatch):
     """A bootstrap started from a thread that is not the main one still runs in the
     workers (no signal set-up error sends it back to threads)."""
     models = _models_for_workers()
     expected = _boot(models)
 
-    def no_threads(*args, **kwargs):
-        raise AssertionError("fell back to threads")
-
-    monkeypatch.setattr(PairedBootstrap, "_threads", no_threads)
+    monkeypatch.setattr(PairedBootstrap, "_threads", _no_threads)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         np.testing.assert_array_equal(pool.submit(_boot, models).result(), expected)
     assert len(forking) == 4
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_workers_die_with_a_killed_parent(tmp_path):
     """SIGKILL of the parent (the OOM killer, say): its workers do not live on."""
     pids = tmp_path / "pids"
@@ -572,7 +582,7 @@ st.bootstrap_metrics(_models_for_workers(), metrics=ALL_METRICS, n_boot=4000)
     assert not alive
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_a_property_computed_in_another_thread_does_not_stall_the_workers(forking, monkeypatch):
     """A thread inside a cached property at the fork: the workers do not wait for it
     (functools.cached_property held a per-class lock before Python 3.12, which would
@@ -598,10 +608,7 @@ def test_a_property_computed_in_another_thread_does_not_stall_the_workers(forkin
     assert started.wait(10)
     monkeypatch.setattr(sc_eval.stats, "WORKER_SILENCE", 5.0)
 
-    def no_threads(*args, **kwargs):
-        raise AssertionError("fell back to threads")
-
-    monkeypatch.setattr(PairedBootstrap, "_threads", no_threads)
+    monkeypatch.setattr(PairedBootstrap, "_threads", _no_threads)
     try:
         np.testing.assert_array_equal(_boot(models), expected)
     finally:
@@ -609,7 +616,7 @@ def test_a_property_computed_in_another_thread_does_not_stall_the_workers(forkin
         thread.join()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_ctrl_c_during_a_fork_leaves_no_worker(forking, monkeypatch):
     """Ctrl-C arriving while a worker is forked (signals are blocked across the fork
     and handled right after): the new worker, which the caller never saw, is ended
@@ -628,12 +635,10 @@ def test_ctrl_c_during_a_fork_leaves_no_worker(forking, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _boot(_models_for_workers())
     assert len(pids) == 2
-    for pid in pids:
-        with pytest.raises(ChildProcessError):  # ended and reaped
-            os.waitpid(pid, os.WNOHANG)
+    _assert_reaped(pids)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux")
+@linux_only
 def test_workers_run_with_the_standard_streams_closed(tmp_path):
     """A service started with fds 0-2 closed: the pipes get those numbers, and the
     workers must not write over their own pipe when they point stdio at /dev/null."""
